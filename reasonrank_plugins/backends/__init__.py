@@ -1,0 +1,66 @@
+"""Backends: each lives in its own module and imports its heavy library lazily."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from .base import Backend, Generation, GenerationRequest
+
+__all__ = ["Backend", "Generation", "GenerationRequest", "BACKENDS", "load_backend", "resolve_backend"]
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = {
+    "llamacpp": "reasonrank_plugins.backends.llamacpp:LlamaCppBackend",
+    "transformers": "reasonrank_plugins.backends.transformers:TransformersBackend",
+    "vllm": "reasonrank_plugins.backends.vllm:VLLMBackend",
+    "openai": "reasonrank_plugins.backends.openai:OpenAIBackend",
+}
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _cuda() -> bool:
+    if not _installed("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_backend(model: str, backend: str = "auto", **options: Any) -> str:
+    """Pick a backend name: the demo model and ``.gguf`` files run on llama.cpp, a ``base_url``
+    means a server, otherwise vLLM when it and a GPU are there, else transformers."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be 'auto' or one of {sorted(BACKENDS)}, got {backend!r}")
+        return backend
+    if options.get("base_url"):
+        return "openai"
+    if model == "demo" or str(model).endswith(".gguf") or options.get("gguf_file"):
+        return "llamacpp"
+    if _installed("vllm") and _cuda():
+        return "vllm"
+    return "transformers"
+
+
+def load_backend(model: str = "demo", backend: str = "auto", **options: Any) -> Backend:
+    """Construct the backend for ``model``; ``model="demo"`` is the embedded default GGUF."""
+    if not isinstance(model, (str, Path)) or not str(model):
+        raise ValueError(f"model must be 'demo', a local path or a hub id, got {model!r}")
+    name = resolve_backend(str(model), backend, **options)
+    if model == "demo":
+        from ..demo_model import demo_model_path
+
+        if name != "llamacpp":
+            raise ValueError(f"model='demo' is a GGUF file and runs on backend 'llamacpp', not {name!r}")
+        model = str(demo_model_path())
+    module, _, cls = BACKENDS[name].partition(":")
+    logger.info("loading %s backend for %s", name, model)
+    return getattr(importlib.import_module(module), cls)(str(model), **options)

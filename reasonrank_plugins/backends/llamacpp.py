@@ -1,0 +1,94 @@
+"""llama.cpp backend (llama-cpp-python) for GGUF models; the embedded demo model runs here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .base import Backend, Generation, GenerationRequest
+
+
+class LlamaCppBackend(Backend):
+    """One GGUF model in process. llama.cpp decodes one sequence at a time here, so windows are
+    served in turn from a single worker thread; the prompt prefix shared with the previous call
+    (for a forced answer, the whole prompt) is reused from the KV cache."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        chat_template: str | None = None,
+        seed: int = 0,
+        **llama_kwargs: Any,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise ImportError("the llamacpp backend needs: pip install 'reasonrank-plugins[llamacpp]'") from exc
+        path = Path(model)
+        if not path.is_file():
+            raise ValueError(f"llamacpp backend needs a local .gguf file, got {model!r}")
+        self.model_name = path.name
+        self.llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or os.cpu_count(),
+            n_batch=n_batch,
+            seed=seed,
+            verbose=False,
+            **llama_kwargs,
+        )
+        template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{path.name} has no chat template; pass chat_template=")
+        vocab = self.llm._model
+        self._formatter = Jinja2ChatFormatter(
+            template,
+            eos_token=vocab.token_get_text(self.llm.token_eos()),
+            bos_token=vocab.token_get_text(self.llm.token_bos()),
+            add_generation_prompt=True,
+        )
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+
+    def render(self, request: GenerationRequest) -> str:
+        """The chat-template prompt with the generation prompt, then the assistant prefix."""
+        return self._formatter(messages=request.messages).prompt + request.prefix
+
+    def _complete(self, request: GenerationRequest) -> Generation:
+        out = self.llm.create_completion(
+            self.render(request),
+            max_tokens=request.max_tokens,
+            temperature=0.0,
+            stop=list(request.stop) or None,
+        )
+        choice, usage = out["choices"][0], out["usage"]
+        return Generation(
+            text=choice["text"],
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            finish_reason=choice["finish_reason"] or "stop",
+        )
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self._complete, request)
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        if len(tokens) <= max_tokens:
+            return text
+        return self.llm.detokenize(tokens[:max_tokens]).decode("utf-8", errors="ignore")
+
+    def close(self) -> None:
+        if getattr(self, "llm", None) is not None:
+            self._worker.shutdown(wait=True)
+            self.llm.close()
+            self.llm = None

@@ -1,0 +1,107 @@
+"""Result and input dataclasses shared by the engine, the adapters and the tools."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .parse import ParseStatus
+
+
+@dataclass
+class Passage:
+    """One candidate passage; ``id`` and ``metadata`` travel untouched."""
+
+    text: str
+    title: str | None = None
+    id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WindowRecord:
+    """What one model call saw, wrote and cost."""
+
+    start: int  # rank positions [start, end) that the window covered
+    end: int
+    indices: list[int]  # input indices in prompt order ([1] is indices[0])
+    order: list[int]  # the same input indices after this window
+    reasoning: str
+    answer: str
+    status: ParseStatus
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    forced: bool = False  # the reasoning budget ran out and the answer was forced
+    output: str = ""  # the raw model output (forced continuation included)
+
+
+@dataclass
+class RankedPassage:
+    """One entry of a reranked list."""
+
+    index: int  # position in the input
+    rank: int  # 0-based
+    score: float
+    passage: Passage
+    reasoning: str | None  # reasoning of the window that placed it last (None: not ranked by the model)
+    note: str | None = None
+
+
+@dataclass
+class RerankResult:
+    """The new order of one query's passages, with per-window provenance."""
+
+    query: str
+    passages: list[Passage]
+    order: list[int]  # a permutation of range(len(passages)), best first
+    scores: list[float]  # scores[r] belongs to order[r]; strictly decreasing
+    windows: list[WindowRecord] = field(default_factory=list)
+    empty: list[int] = field(default_factory=list)  # indices with no content, ranked last unseen
+    top_k: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(w.prompt_tokens for w in self.windows)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(w.completion_tokens for w in self.windows)
+
+    @property
+    def forced(self) -> int:
+        """Number of windows whose answer had to be forced."""
+        return sum(w.forced for w in self.windows)
+
+    @property
+    def statuses(self) -> Counter[str]:
+        return Counter(str(w.status) for w in self.windows)
+
+    def score_of(self, index: int) -> float:
+        return self.scores[self.order.index(index)]
+
+    def reasoning_for(self, index: int) -> str | None:
+        """Reasoning of the last window that contained input ``index``."""
+        for window in reversed(self.windows):
+            if index in window.indices:
+                return window.reasoning
+        return None
+
+    @property
+    def hits(self) -> list[RankedPassage]:
+        """The ranked passages, cut to ``top_k`` when one was given."""
+        count = len(self.order) if self.top_k is None else min(self.top_k, len(self.order))
+        empty = set(self.empty)
+        return [
+            RankedPassage(
+                index=i,
+                rank=r,
+                score=self.scores[r],
+                passage=self.passages[i],
+                reasoning=self.reasoning_for(i),
+                note="empty content: ranked last without the model" if i in empty else None,
+            )
+            for r, i in enumerate(self.order[:count])
+        ]
