@@ -1,0 +1,25 @@
+"""``reasonrank`` command line: each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(help="Reasoning listwise reranking (ReasonRank).", no_args_is_help=True)
+
+
+@app.callback()
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s: %(message)s"
+    )
+
+
+from . import rerank  # noqa: E402  (registers its commands on ``app``)
+
+__all__ = ["app", "main", "rerank"]
+
+
+def main() -> None:
+    app()

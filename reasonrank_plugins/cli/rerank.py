@@ -1,0 +1,126 @@
+"""``reasonrank rerank`` and ``reasonrank models``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..types import Passage, RerankResult
+from . import app
+
+
+def read_passages(path: Path) -> list[Passage]:
+    """JSONL (``text``/``contents``, optional ``title``, ``id``/``docid``/``_id``) or TSV (``id<TAB>text``
+    or ``text`` per line)."""
+    if not path.exists():
+        raise typer.BadParameter(f"{path} does not exist", param_hint="--passages")
+    passages = []
+    if path.suffix in (".jsonl", ".json"):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            text = record.get("text", record.get("contents"))
+            if not isinstance(text, str):
+                raise typer.BadParameter(f"{path}:{n} has no string 'text' field", param_hint="--passages")
+            pid = record.get("id", record.get("docid", record.get("_id")))
+            passages.append(Passage(text, record.get("title") or None, None if pid is None else str(pid)))
+    else:
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if row:
+                    passages.append(Passage(row[-1], id=row[0] if len(row) > 1 else None))
+    return passages
+
+
+def result_json(result: RerankResult) -> dict:
+    return {
+        "query": result.query,
+        "order": result.order,
+        "results": [
+            {"index": h.index, "id": h.passage.id, "rank": h.rank, "score": h.score, "text": h.passage.text}
+            for h in result.hits
+        ],
+        "windows": [{**asdict(w), "status": str(w.status)} for w in result.windows],
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "forced": result.forced,
+        "seconds": result.seconds,
+    }
+
+
+def print_result(result: RerankResult) -> None:
+    for n, w in enumerate(result.windows, start=1):
+        typer.secho(
+            f"--- window {n}/{len(result.windows)}: ranks {w.start + 1}-{w.end}, {w.status}"
+            f"{', forced answer' if w.forced else ''}, {w.prompt_tokens}+{w.completion_tokens} tokens, "
+            f"{w.seconds:.1f}s",
+            bold=True,
+        )
+        typer.echo(f"reasoning: {w.reasoning or '(none)'}")
+        typer.echo(f"answer: {w.answer or '(none)'}")
+    typer.secho(f"--- new order for: {result.query}", bold=True)
+    for h in result.hits:
+        label = h.passage.id if h.passage.id is not None else f"#{h.index}"
+        snippet = " ".join(h.passage.text.split())[:90]
+        typer.echo(f"{h.rank + 1:>3}. {label} (was {h.index + 1}, score {h.score:.3f}) {snippet}")
+    typer.echo(f"{result.seconds:.1f}s, {result.prompt_tokens} prompt + {result.completion_tokens} completion tokens")
+
+
+@app.command()
+def rerank(
+    query: str = typer.Option(..., "--query", "-q", help="The search query."),
+    passages: Path = typer.Option(..., "--passages", "-p", help="Passages: .jsonl or .tsv"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Show only the best k."),
+    model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
+    backend: str = typer.Option("auto", help="auto, llamacpp, transformers, vllm or openai."),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
+    window_size: int = typer.Option(20, "--window-size", "--window"),
+    step: int = typer.Option(10),
+    max_passage_tokens: int = typer.Option(512),
+    reasoning_budget: int = typer.Option(3072),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Rerank passages for one query and print each window's reasoning and the new order."""
+    from ..ranker import ReasonRanker
+
+    items = read_passages(passages)
+    options = {"base_url": base_url} if base_url else {}
+    try:
+        with ReasonRanker(
+            model,
+            backend,
+            window_size=window_size,
+            step=step,
+            max_passage_tokens=max_passage_tokens,
+            reasoning_budget=reasoning_budget,
+            **options,
+        ) as ranker:
+            result = ranker.rerank(query, items, top_k=top_k)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(result_json(result), ensure_ascii=False, indent=1))
+    else:
+        print_result(result)
+
+
+@app.command()
+def models(verify: bool = typer.Option(True, help="Re-hash the assembled file.")) -> None:
+    """List the embedded model: assemble it if needed and verify its sha256."""
+    from ..demo_model import DEMO_SIZE, demo_model_info
+
+    try:
+        info = demo_model_info(verify=verify)
+    except RuntimeError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("demo  Qwen2.5-Coder-0.5B-Instruct Q4_K_M (GGUF, llamacpp backend)")
+    typer.echo(f"      path   {info.path}")
+    typer.echo(f"      size   {info.size} bytes (expected {DEMO_SIZE})")
+    typer.echo(f"      sha256 {info.sha256} {'verified' if info.verified else 'NOT verified'}")
