@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 _BRACKET_ID = re.compile(r"\[([0-9]+)\]")
-_BARE_ID = re.compile(r"(?<![0-9])[0-9]+(?![0-9])")
+_BARE_ID = re.compile(r"(?<![0-9\-.])[0-9]+(?![0-9])")
 _MAX_ID_DIGITS = 9  # longer numbers are out of range for any window; never int() them
 
 
@@ -68,7 +68,7 @@ def parse_answer(text: str, n: int) -> ParsedAnswer:
     """Turn ``text`` into a permutation of ``range(n)``; never raises on model output.
 
     Ids are 1-based ``[i]`` identifiers read from the answer block only (bare numbers
-    are accepted when no bracketed id is present). Duplicates and out-of-range ids are
+    are accepted when the answer has no brackets at all). Duplicates and out-of-range ids are
     dropped, and missing ids are appended in their prior order.
     """
     if n < 0:
@@ -79,7 +79,7 @@ def parse_answer(text: str, n: int) -> ParsedAnswer:
         return ParsedAnswer(identity, ParseStatus.FAILED, reasoning=reasoning)
 
     tokens = _BRACKET_ID.findall(answer)
-    bare = not tokens
+    bare = not tokens and "[" not in answer  # "2 > 1" is accepted; "[-1]" is not read as 1
     if bare:
         tokens = _BARE_ID.findall(answer)
     order: list[int] = []
