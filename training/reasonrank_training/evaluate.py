@@ -1,0 +1,82 @@
+"""Measure a model on windows through the core engine: complete answers, parse status, nDCG@10."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasonrank_plugins.parse import parse_answer
+
+from .data import QueryItem, to_passage, windows
+from .metrics import ndcg_recall_at_10
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    model: str
+    windows: int
+    complete: float  # share of answers that list every id of the window
+    statuses: dict[str, int]
+    ndcg: float  # mean nDCG@10 of the reranked windows
+    ndcg_initial: float  # ... of the windows in first-stage order
+    forced: int  # windows whose reasoning budget ran out
+    per_window: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evaluate_model(
+    model: str,
+    items: list[QueryItem],
+    qrels: dict[str, dict[str, int]],
+    *,
+    backend: str = "transformers",
+    window_size: int = 20,
+    max_passage_tokens: int = 512,
+    reasoning_budget: int = 1024,
+    show_progress: bool = True,
+    **backend_options: Any,
+) -> EvalResult:
+    """Rerank each query's top window (``window_size`` candidates) once and score it."""
+    from reasonrank_plugins import ReasonRanker
+
+    jobs = [w for w in windows(items, window_size, window_size - 1) if w.start == 0]
+    with ReasonRanker(
+        model, backend, window_size=window_size, step=window_size - 1,
+        max_passage_tokens=max_passage_tokens, reasoning_budget=reasoning_budget, **backend_options,
+    ) as ranker:
+        results = ranker.rerank_many(
+            [(w.item.query, [to_passage(c) for c in w.candidates]) for w in jobs], show_progress=show_progress
+        )
+    per_window = []
+    for window, result in zip(jobs, results, strict=True):
+        record = result.windows[0]
+        listed = parse_answer(f"<answer>{record.answer}</answer>", len(record.indices))
+        judged = qrels.get(window.item.qid, {})
+        ndcg, _ = ndcg_recall_at_10([window.initial_list[i] for i in result.order], judged)
+        initial, _ = ndcg_recall_at_10(window.initial_list, judged)
+        per_window.append(
+            {
+                "qid": window.item.qid,
+                "status": str(record.status),
+                "complete": bool(record.answer) and not listed.missing,
+                "listed": len(record.indices) - len(listed.missing) if record.answer else 0,
+                "ndcg@10": ndcg,
+                "ndcg@10_initial": initial,
+                "forced": record.forced,
+                "completion_tokens": record.completion_tokens,
+            }
+        )
+    n = max(len(per_window), 1)
+    return EvalResult(
+        model=model,
+        windows=len(per_window),
+        complete=sum(w["complete"] for w in per_window) / n,
+        statuses=dict(Counter(w["status"] for w in per_window)),
+        ndcg=sum(w["ndcg@10"] for w in per_window) / n,
+        ndcg_initial=sum(w["ndcg@10_initial"] for w in per_window) / n,
+        forced=sum(w["forced"] for w in per_window),
+        per_window=per_window,
+    )

@@ -1,0 +1,88 @@
+"""Stage 2: keep a sample when its teacher ranking reaches NDCG@10 >= alpha (self-consistency)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from reasonrank_plugins.parse import ParseStatus, parse_answer
+
+from .metrics import ndcg_recall_at_10
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DatasetCount:
+    total: int = 0
+    kept: int = 0
+    complete: int = 0  # teacher answers listing every id exactly once
+    ndcg_sum: float = 0.0
+
+    @property
+    def mean_ndcg(self) -> float:
+        return self.ndcg_sum / self.total if self.total else 0.0
+
+
+@dataclass
+class FilterReport:
+    alpha: float
+    require_complete: bool
+    datasets: dict[str, DatasetCount] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "require_complete": self.require_complete,
+            "datasets": {k: {**asdict(v), "mean_ndcg": v.mean_ndcg} for k, v in self.datasets.items()},
+            "total": sum(v.total for v in self.datasets.values()),
+            "kept": sum(v.kept for v in self.datasets.values()),
+        }
+
+
+def teacher_order(record: dict[str, Any]) -> tuple[list[int], ParseStatus]:
+    """The teacher's ``final_list`` as a 0-based permutation of the window (core parser)."""
+    parsed = parse_answer(f"<answer>{record.get('final_list') or ''}</answer>", len(record["initial_list"]))
+    return parsed.order, parsed.status
+
+
+def score(record: dict[str, Any], qrels: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """Add ``order``, ``parse_status``, ``complete`` and ``ndcg@10`` to a synth record.
+
+    Judged against the real ``qrels`` of its query when given, else its ``relevant_docids``.
+    """
+    order, status = teacher_order(record)
+    ranked = [record["initial_list"][i] for i in order]
+    judged = (qrels or {}).get(record["qid"])
+    if judged is None:
+        judged = dict.fromkeys(record.get("relevant_docids") or [], 1)
+    ndcg, _ = ndcg_recall_at_10(ranked, judged)
+    return {**record, "order": order, "parse_status": str(status), "complete": status is ParseStatus.OK, "ndcg@10": ndcg}
+
+
+def filter_records(
+    records: list[dict[str, Any]],
+    *,
+    alpha: float = 0.4,
+    qrels: dict[str, dict[str, int]] | None = None,
+    require_complete: bool = False,
+) -> tuple[list[dict[str, Any]], FilterReport]:
+    """The kept (scored) records and per-dataset counts."""
+    report = FilterReport(alpha, require_complete)
+    kept = []
+    counts: dict[str, DatasetCount] = defaultdict(DatasetCount)
+    for record in records:
+        scored = score(record, qrels)
+        count = counts[record.get("dataset", "default")]
+        count.total += 1
+        count.complete += scored["complete"]
+        count.ndcg_sum += scored["ndcg@10"]
+        if scored["ndcg@10"] >= alpha and (scored["complete"] or not require_complete):
+            count.kept += 1
+            kept.append(scored)
+    report.datasets = dict(counts)
+    for name, count in report.datasets.items():
+        logger.info("filter: %s kept %d of %d (alpha %.2f)", name, count.kept, count.total, alpha)
+    return kept, report

@@ -1,0 +1,223 @@
+"""Stage 1: ask a teacher for relevance labels (pointwise) and a reasoned ranking (listwise).
+
+Per window, one pointwise call (with the gold answer when there is one) names the relevant
+passages, and one listwise call in RankGPT's multi-turn form (or the core's ReasonRank prompt,
+``prompt="reasonrank"``, for self-distillation) writes the reasoning and a full ranking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reasonrank_plugins.prompt import build_messages, passage_content
+from reasonrank_plugins.parse import split_output
+
+from .data import QueryItem, Window, append_jsonl, read_jsonl, to_passage, windows
+from .teacher import Teacher, Usage
+
+logger = logging.getLogger(__name__)
+
+PromptStyle = Literal["rankgpt", "reasonrank"]
+RANKGPT_SYSTEM = (
+    "You are RankGPT, an intelligent assistant that can rank passages based on their relevancy to the query."
+)
+_RELEVANT_LINE = re.compile(r"relevant\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
+_ID = re.compile(r"\[(\d+)\]")
+
+
+def word_truncate(text: str, max_tokens: int) -> str:
+    """Whitespace words stand in for the remote teacher's tokenizer."""
+    words = text.split()
+    return text if len(words) <= max_tokens else " ".join(words[:max_tokens])
+
+
+def contents(window: Window, max_words: int | None) -> list[str]:
+    """The window's passages as the core prompt renders them (``passage_content``)."""
+    return [passage_content(to_passage(c), max_tokens=max_words, truncate=word_truncate) for c in window.candidates]
+
+
+def rankgpt_messages(query: str, passages: Sequence[str]) -> list[dict[str, str]]:
+    """RankGPT's multi-turn listwise form, asking for reasoning before the full ranking."""
+    num = len(passages)
+    messages = [
+        {"role": "system", "content": RANKGPT_SYSTEM},
+        {
+            "role": "user",
+            "content": f"I will provide you with {num} passages, each indicated by number identifier []. \n"
+            f"Rank the passages based on their relevance to query: {query}.",
+        },
+        {"role": "assistant", "content": "Okay, please provide the passages."},
+    ]
+    for i, content in enumerate(passages, start=1):
+        messages.append({"role": "user", "content": f"[{i}] {content}"})
+        messages.append({"role": "assistant", "content": f"Received passage [{i}]."})
+    messages.append(
+        {
+            "role": "user",
+            "content": f"Search Query: {query}. \nRank the {num} passages above based on their relevance to the "
+            "search query. Think it through inside <think> </think> first, then output the ranking of all "
+            f"{num} passages in descending order of relevance using identifiers, in the format [] > [], "
+            "e.g., [2] > [1].",
+        }
+    )
+    return messages
+
+
+def pointwise_messages(query: str, passages: Sequence[str], answer: str | None) -> list[dict[str, str]]:
+    """Ask which passages are relevant, given the gold ``answer`` when there is one."""
+    listing = "".join(f"[{i}] {p}\n" for i, p in enumerate(passages, start=1))
+    gold = f"Reference answer: {answer}\n" if answer else ""
+    return [
+        {"role": "system", "content": "You are an expert relevance assessor for a search engine."},
+        {
+            "role": "user",
+            "content": f"Search Query: {query}\n{gold}\nPassages:\n{listing}\n"
+            "Which passages are relevant to the query, i.e. contain information that answers it"
+            + (" consistently with the reference answer" if answer else "")
+            + "? Think briefly, then end with one line `Relevant: [i], [j], ...` listing every relevant "
+            "passage, or `Relevant: none`.",
+        },
+    ]
+
+
+def relevant_ids(content: str, n: int) -> list[int]:
+    """1-based ids from the last ``Relevant:`` line (else from the whole reply), in range, unique."""
+    lines = _RELEVANT_LINE.findall(content)
+    text = lines[-1] if lines else content
+    return list(dict.fromkeys(i for i in map(int, _ID.findall(text)) if 1 <= i <= n))
+
+
+@dataclass
+class SynthConfig:
+    prompt: PromptStyle = "rankgpt"
+    window_size: int = 20
+    step: int = 10
+    first_window_only: bool = True
+    samples: int = 1  # listwise samples per window (self-distillation samples several)
+    temperature: float = 0.0
+    max_tokens: int = 4096
+    pointwise_max_tokens: int = 1024
+    max_passage_words: int | None = 300
+    pointwise: Literal["auto", "always", "never"] = "auto"  # auto: only where qrels do not label the query
+    min_rel: int = 1
+
+
+def _windows(items: list[QueryItem], config: SynthConfig) -> list[Window]:
+    all_windows = list(windows(items, config.window_size, config.step))
+    if config.first_window_only:  # the top window of each query: the last one the engine ranks
+        return [w for w in all_windows if w.start == 0]
+    return all_windows
+
+
+async def _synth_window(
+    teacher: Teacher, window: Window, config: SynthConfig, qrels: dict[str, dict[str, int]] | None, done: set[str]
+) -> list[dict[str, Any]]:
+    item = window.item
+    texts = contents(window, config.max_passage_words)
+    judged = qrels.get(item.qid) if qrels is not None else None
+    base = {
+        "qid": item.qid,
+        "query": item.query,
+        "dataset": item.dataset,
+        "answer": item.answer,
+        "window": [window.start, window.end],
+        "candidates": window.candidates,
+        "initial_list": window.initial_list,
+        "teacher": teacher.model,
+    }
+    usage = Usage()
+    pointwise = None
+    if config.pointwise == "always" or (config.pointwise == "auto" and judged is None):
+        reply = await teacher.chat(
+            pointwise_messages(item.query, texts, item.answer), max_tokens=config.pointwise_max_tokens
+        )
+        ids = relevant_ids(reply.content or reply.reasoning, len(texts))
+        pointwise = {"reasoning": reply.reasoning, "content": reply.content, "ids": ids}
+        _account(usage, teacher, reply)
+    if judged is not None:
+        relevant = [d for d in window.initial_list if judged.get(d, 0) >= config.min_rel]
+        source = "qrels"
+    else:
+        relevant = [window.initial_list[i - 1] for i in (pointwise or {}).get("ids", [])]
+        source = "teacher"
+    if config.prompt == "reasonrank":
+        messages = build_messages(
+            item.query, [to_passage(c) for c in window.candidates],
+            max_passage_tokens=config.max_passage_words, truncate=word_truncate,
+        )
+    else:
+        messages = rankgpt_messages(item.query, texts)
+    records = []
+    for sample in range(config.samples):
+        rid = f"{window.key}#{sample}"
+        if rid in done:
+            continue
+        seed = sample if config.samples > 1 else None
+        reply = await teacher.chat(
+            messages, max_tokens=config.max_tokens, temperature=config.temperature, seed=seed
+        )
+        reasoning, final = reply.reasoning, reply.content
+        if config.prompt == "reasonrank":  # the reply is <think>..</think> <answer>..</answer>
+            reasoning, answer, _ = split_output((f"<think>{reasoning}</think>" if reasoning else "") + final)
+            final = answer or ""
+        sample_usage = Usage(**vars(usage))
+        _account(sample_usage, teacher, reply)
+        records.append(
+            {
+                "id": rid,
+                **base,
+                "sample": sample,
+                "relevant_docids": relevant,
+                "relevant_source": source,
+                "pointwise": pointwise,
+                "reasoning": reasoning,
+                "final_list": final,
+                "finish_reason": reply.finish_reason,
+                "usage": asdict(sample_usage),
+            }
+        )
+        usage = Usage()  # the pointwise call is charged to the first sample only
+    return records
+
+
+def _account(usage: Usage, teacher: Teacher, reply: Any) -> None:
+    usage.calls += 1
+    usage.cached += reply.cached
+    if not reply.cached:
+        usage.prompt_tokens += reply.prompt_tokens
+        usage.completion_tokens += reply.completion_tokens
+        usage.cost_usd += teacher.cost(reply)
+
+
+async def synthesize(
+    items: list[QueryItem],
+    teacher: Teacher,
+    output: str | Path,
+    config: SynthConfig,
+    *,
+    qrels: dict[str, dict[str, int]] | None = None,
+    show_progress: bool = True,
+) -> Usage:
+    """Append one record per window sample to ``output``, skipping those already there."""
+    from tqdm.auto import tqdm
+
+    done = {row["id"] for row in read_jsonl(output)}
+    todo = [
+        w for w in _windows(items, config)
+        if any(f"{w.key}#{s}" not in done for s in range(config.samples))
+    ]
+    logger.info("synth: %d windows to do, %d records already in %s", len(todo), len(done), output)
+    with tqdm(total=len(todo), desc="synth", unit="window", disable=not show_progress) as bar:
+
+        async def run(window: Window) -> None:
+            append_jsonl(output, await _synth_window(teacher, window, config, qrels, done))
+            bar.update()
+
+        await asyncio.gather(*(run(w) for w in todo))
+    return teacher.usage
