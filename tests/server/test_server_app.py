@@ -1,0 +1,140 @@
+"""The app factory in-process (httpx over ASGI) on a ranker built on ScriptedBackend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from reasonrank_plugins import ReasonRanker
+from reasonrank_plugins.server.app import ServerLimits, create_app
+from reasonrank_plugins.server.run import check_bind
+from reasonrank_plugins.server.spec import RankerSpec, overlap_score
+from reasonrank_plugins.testing import ScriptedBackend
+
+DOCS = ["blue sky over the sea", "the red fox jumps", "a fox den", "red paint"]
+QUERY = "red fox"
+
+
+def by_length(query: str, content: str) -> float:
+    return len(content)
+
+
+@pytest.fixture
+def backend() -> ScriptedBackend:
+    return ScriptedBackend(score=by_length, latency=0.2, max_batch=16)
+
+
+@pytest.fixture
+def ranker(backend):
+    with ReasonRanker(backend=backend, window_size=3, step=1) as ranker:
+        yield ranker
+
+
+def client(app) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def test_rerank_shape_matches_cohere_and_carries_reasoning(ranker):
+    docs = [DOCS[0], {"text": DOCS[1], "id": "d1", "source": "web"}, DOCS[2], DOCS[3]]
+    async with client(create_app(ranker)) as c:
+        r = await c.post("/v1/rerank", json={"model": "any", "query": QUERY, "documents": docs,
+                                             "top_n": 3, "return_documents": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    lengths = [len(DOCS[i]) for i in range(4)]
+    expected = sorted(range(4), key=lambda i: -lengths[i])[:3]
+    assert [x["index"] for x in body["results"]] == expected
+    scores = [x["relevance_score"] for x in body["results"]]
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
+    assert body["results"][0]["document"] == {"text": DOCS[0]}
+    by_index = {x["index"]: x for x in body["results"]}
+    assert by_index[1]["document"] == {"text": DOCS[1], "id": "d1", "source": "web"}  # extra fields kept
+    assert all(x["reasoning"] for x in body["results"])
+    usage = body["usage"]
+    assert usage["windows"] == 2 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["prompt_tokens"] > 0 and usage["seconds"] > 0
+    assert body["model"] == "scripted"
+
+
+async def test_documents_are_left_out_unless_asked(ranker):
+    async with client(create_app(ranker)) as c:
+        r = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+    assert r.status_code == 200
+    assert len(r.json()["results"]) == 4 and all("document" not in x for x in r.json()["results"])
+
+
+async def test_concurrent_requests_share_the_engine_batches(ranker, backend):
+    """Windows of different requests are in flight together: one window per request here."""
+    app = create_app(ranker)
+    async with client(app) as c:
+        rs = await asyncio.gather(
+            *(c.post("/v1/rerank", json={"query": f"q{n}", "documents": DOCS[:3]}) for n in range(6))
+        )
+    assert [r.status_code for r in rs] == [200] * 6
+    assert backend.peak_in_flight == 6  # each request is one window; all six ran as one batch
+
+
+@pytest.mark.parametrize(
+    "body, status, kind",
+    [
+        ({"query": QUERY, "documents": []}, 422, "invalid_request"),
+        ({"query": "", "documents": DOCS}, 422, "invalid_request"),
+        ({"query": "   ", "documents": DOCS}, 400, "invalid_request"),
+        ({"query": QUERY, "documents": DOCS, "top_n": 0}, 422, "invalid_request"),
+        ({"query": QUERY, "documents": [{"title": "no text"}]}, 422, "invalid_request"),
+        ({"query": QUERY, "documents": DOCS * 3}, 413, "too_many_documents"),
+    ],
+)
+async def test_bad_requests_get_json_errors(ranker, body, status, kind):
+    async with client(create_app(ranker, limits=ServerLimits(max_documents=10))) as c:
+        r = await c.post("/v1/rerank", json=body)
+    assert r.status_code == status
+    assert r.json()["type"] == kind and r.json()["message"]
+
+
+async def test_body_limit_applies_without_content_length(ranker):
+    """A chunked body (no Content-Length header) is counted while it streams."""
+    payload = json.dumps({"query": QUERY, "documents": ["x" * 500] * 4}).encode()
+
+    async def chunks():
+        for i in range(0, len(payload), 256):
+            yield payload[i : i + 256]
+
+    async with client(create_app(ranker, limits=ServerLimits(max_request_bytes=1000))) as c:
+        r = await c.post("/v1/rerank", content=chunks())
+        small = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+    assert r.status_code == 413 and r.json()["type"] == "request_too_large"
+    assert small.status_code == 200
+
+
+async def test_token_guards_rerank_and_metrics_not_health(ranker):
+    async with client(create_app(ranker, token="s3cret")) as c:
+        assert (await c.get("/healthz")).status_code == 200
+        assert (await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})).status_code == 401
+        wrong = await c.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+        ok = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS},
+                          headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        metrics = await c.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+    assert 'reasonrank_requests_total{status="200"} 1.0' in metrics.text
+    assert "reasonrank_documents_total 4.0" in metrics.text
+    assert 'reasonrank_windows_total{status="ok"} 2.0' in metrics.text
+
+
+def test_bind_without_token_only_on_loopback():
+    for host in ("127.0.0.1", "localhost", "::1"):
+        check_bind(host, None)
+    for host in ("0.0.0.0", "192.168.1.5", "example.org", "::"):
+        with pytest.raises(ValueError, match="without a token"):
+            check_bind(host, None)
+    check_bind("0.0.0.0", "tok")
+
+
+def test_scripted_spec_ranks_by_word_overlap():
+    assert overlap_score("Red fox", "the red FOX!") == 1.0 and overlap_score("red fox", "a fox") == 0.5
+    with RankerSpec(backend="scripted", window_size=4, step=2).build() as ranker:
+        assert ranker.rerank(QUERY, DOCS).order == [1, 2, 3, 0]
