@@ -55,6 +55,8 @@ def load_backend(model: str = "demo", backend: str = "auto", **options: Any) -> 
     if not isinstance(model, (str, Path)) or not str(model):
         raise ValueError(f"model must be 'demo', a local path or a hub id, got {model!r}")
     name = resolve_backend(str(model), backend, **options)
+    if model == "demo" and name == "openai":
+        model = "auto"  # a server: rank with the model it serves
     if model == "demo":
         from ..demo_model import demo_model_path
 
