@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from . import app
@@ -12,13 +10,13 @@ from . import app
 def ranker_spec(
     model: str,
     backend: str,
-    base_url: Optional[str],
+    base_url: str | None,
     window_size: int,
     step: int,
     max_passage_tokens: int,
     reasoning_budget: int,
     latency: float,
-    max_batch: Optional[int],
+    max_batch: int | None,
 ):
     from ..server.spec import RankerSpec
 
@@ -44,10 +42,10 @@ MAX_BATCH_HELP = "scripted backend: windows that run together."
 def serve(
     model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
     host: str = typer.Option("127.0.0.1", help="Other than loopback only with a token."),
     port: int = typer.Option(8000),
-    token: Optional[str] = typer.Option(
+    token: str | None = typer.Option(
         None, envvar="REASONRANK_TOKEN", help="Bearer token clients must send (env REASONRANK_TOKEN)."
     ),
     max_documents: int = typer.Option(1000, help="Documents per request (413 beyond)."),
@@ -59,11 +57,12 @@ def serve(
     max_passage_tokens: int = typer.Option(512),
     reasoning_budget: int = typer.Option(3072),
     latency: float = typer.Option(0.0, help=LATENCY_HELP),
-    max_batch: Optional[int] = typer.Option(None, help=MAX_BATCH_HELP),
+    max_batch: int | None = typer.Option(None, help=MAX_BATCH_HELP),
 ) -> None:
     """Serve POST /v1/rerank (Cohere/Jina rerank API + reasoning), GET /healthz and GET /metrics."""
     from ..server.app import ServerLimits
-    from ..server.run import check_bind, serve as run_server
+    from ..server.run import check_bind
+    from ..server.run import serve as run_server
 
     try:
         check_bind(host, token)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app", "serve", "ServerLimits", "RankerSpec"]
+__all__ = ["RankerSpec", "ServerLimits", "create_app", "serve"]
 
 
 def __getattr__(name: str) -> Any:

@@ -50,8 +50,12 @@ class ServerState:
         self.metrics = Metrics(ranker.engine, lambda: self.queued)
 
 
-def error_response(status: int, type: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(ErrorBody(type=type, message=message).model_dump(), status_code=status, headers=headers)
+def error_response(
+    status: int, type: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        ErrorBody(type=type, message=message).model_dump(), status_code=status, headers=headers
+    )
 
 
 def create_app(
@@ -81,7 +85,9 @@ def create_app(
             return
         given = credentials.credentials if credentials else ""
         if not secrets.compare_digest(given.encode(), token.encode()):
-            raise ApiError(401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
+            )
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -126,7 +132,7 @@ def create_app(
         }
     }
 
-    route = dict(dependencies=[Depends(authorize)], response_model_exclude_none=True)
+    route = {"dependencies": [Depends(authorize)], "response_model_exclude_none": True}
 
     @app.post("/v1/rerank", openapi_extra=body_schema, **route)
     @app.post("/v2/rerank", include_in_schema=False, **route)
@@ -135,7 +141,9 @@ def create_app(
             raise ApiError(503, "shutting_down", "the server is shutting down")
         if state.queued >= state.limits.max_queued:
             raise ApiError(
-                429, "too_many_requests", f"{state.queued} requests queued (limit {state.limits.max_queued})",
+                429,
+                "too_many_requests",
+                f"{state.queued} requests queued (limit {state.limits.max_queued})",
                 {"Retry-After": "1"},
             )
         state.queued += 1
@@ -179,9 +187,7 @@ async def _rerank(state: ServerState, request: Request) -> RerankResponse:
         raise ApiError(
             413, "too_many_documents", f"{len(req.documents)} documents (limit {limits.max_documents})"
         )
-    passages = [
-        Passage(d) if isinstance(d, str) else Passage(d.text, d.title or None) for d in req.documents
-    ]
+    passages = [Passage(d) if isinstance(d, str) else Passage(d.text, d.title or None) for d in req.documents]
     try:
         result = await state.ranker.arerank(req.query, passages, top_k=req.top_n)
     except ValueError as exc:
@@ -212,4 +218,4 @@ def _response(model: str, req: RerankRequest, result: RerankResult) -> RerankRes
     return RerankResponse(id=str(uuid.uuid4()), model=model, results=results, usage=usage)
 
 
-__all__ = ["create_app", "ServerLimits", "ServerState"]
+__all__ = ["ServerLimits", "ServerState", "create_app"]

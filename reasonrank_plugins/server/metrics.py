@@ -15,7 +15,9 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 class Metrics:
     def __init__(self, engine: Engine, queued: Callable[[], float]) -> None:
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("reasonrank_requests", "Rerank requests by HTTP status", ["status"], registry=r)
+        self.requests = Counter(
+            "reasonrank_requests", "Rerank requests by HTTP status", ["status"], registry=r
+        )
         self.rejected = Counter("reasonrank_rejected", "Requests refused by a limit", ["reason"], registry=r)
         self.latency = Histogram(
             "reasonrank_request_seconds", "Rerank request latency", buckets=LATENCY_BUCKETS, registry=r
@@ -24,9 +26,9 @@ class Metrics:
         self.windows = Counter("reasonrank_windows", "Model windows by parse status", ["status"], registry=r)
         self.forced = Counter("reasonrank_forced_answers", "Windows whose answer was forced", registry=r)
         self.tokens = Counter("reasonrank_tokens", "Model tokens", ["kind"], registry=r)
-        Gauge("reasonrank_queued_requests", "Rerank requests admitted and not finished", registry=r).set_function(
-            queued
-        )
+        Gauge(
+            "reasonrank_queued_requests", "Rerank requests admitted and not finished", registry=r
+        ).set_function(queued)
         Gauge("reasonrank_windows_in_flight", "Model calls running now", registry=r).set_function(
             lambda: engine.in_flight
         )

@@ -24,8 +24,7 @@ def check_bind(host: str, token: str | None) -> None:
     """Without a token the server may only listen on the loopback interface."""
     if not token and not is_loopback(host):
         raise ValueError(
-            f"refusing to bind {host!r} without a token: set --token or REASONRANK_TOKEN, "
-            "or bind 127.0.0.1"
+            f"refusing to bind {host!r} without a token: set --token or REASONRANK_TOKEN, or bind 127.0.0.1"
         )
 
 

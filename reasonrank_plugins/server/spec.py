@@ -37,12 +37,12 @@ class RankerSpec:
     max_batch: int | None = None  # scripted backend only: windows that run together
 
     def build(self) -> ReasonRanker:
-        engine = dict(
-            window_size=self.window_size,
-            step=self.step,
-            max_passage_tokens=self.max_passage_tokens,
-            reasoning_budget=self.reasoning_budget,
-        )
+        engine = {
+            "window_size": self.window_size,
+            "step": self.step,
+            "max_passage_tokens": self.max_passage_tokens,
+            "reasoning_budget": self.reasoning_budget,
+        }
         if self.backend != "scripted":
             return ReasonRanker(self.model, self.backend, **engine, **self.backend_options)
         from ..testing import ScriptedBackend

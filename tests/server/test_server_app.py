@@ -40,8 +40,10 @@ def client(app) -> httpx.AsyncClient:
 async def test_rerank_shape_matches_cohere_and_carries_reasoning(ranker):
     docs = [DOCS[0], {"text": DOCS[1], "id": "d1", "source": "web"}, DOCS[2], DOCS[3]]
     async with client(create_app(ranker)) as c:
-        r = await c.post("/v1/rerank", json={"model": "any", "query": QUERY, "documents": docs,
-                                             "top_n": 3, "return_documents": True})
+        r = await c.post(
+            "/v1/rerank",
+            json={"model": "any", "query": QUERY, "documents": docs, "top_n": 3, "return_documents": True},
+        )
     assert r.status_code == 200, r.text
     body = r.json()
     lengths = [len(DOCS[i]) for i in range(4)]
@@ -54,7 +56,9 @@ async def test_rerank_shape_matches_cohere_and_carries_reasoning(ranker):
     assert by_index[1]["document"] == {"text": DOCS[1], "id": "d1", "source": "web"}  # extra fields kept
     assert all(x["reasoning"] for x in body["results"])
     usage = body["usage"]
-    assert usage["windows"] == 2 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert (
+        usage["windows"] == 2 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    )
     assert usage["prompt_tokens"] > 0 and usage["seconds"] > 0
     assert body["model"] == "scripted"
 
@@ -116,8 +120,9 @@ async def test_token_guards_rerank_and_metrics_not_health(ranker):
         assert (await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})).status_code == 401
         wrong = await c.get("/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
-        ok = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS},
-                          headers={"Authorization": "Bearer s3cret"})
+        ok = await c.post(
+            "/v1/rerank", json={"query": QUERY, "documents": DOCS}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert ok.status_code == 200
         metrics = await c.get("/metrics", headers={"Authorization": "Bearer s3cret"})
     assert 'reasonrank_requests_total{status="200"} 1.0' in metrics.text

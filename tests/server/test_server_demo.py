@@ -17,8 +17,14 @@ DOCS = [
 @pytest.mark.timeout(600)
 def test_demo_model_serves_a_cohere_client(server_factory):
     server = server_factory(
-        "--model", "demo", "--max-passage-tokens", "64", "--reasoning-budget", "96",
-        env={"REASONRANK_TOKEN": "demo-token"}, ready_timeout=300,
+        "--model",
+        "demo",
+        "--max-passage-tokens",
+        "64",
+        "--reasoning-budget",
+        "96",
+        env={"REASONRANK_TOKEN": "demo-token"},
+        ready_timeout=300,
     )
     client = cohere.ClientV2(base_url=server.url, api_key="demo-token", timeout=540)
     response = client.rerank(model="demo", query="What is the capital of France?", documents=DOCS, top_n=4)

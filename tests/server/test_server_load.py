@@ -67,8 +67,13 @@ def test_200_requests_from_20_clients(server_factory):
         )
     metrics = httpx.get(f"{server.url}/metrics").text
     assert f'reasonrank_requests_total{{status="200"}} {2 * REQUESTS}.0' in metrics
-    peak = float(next(line.split()[1] for line in metrics.splitlines()
-                      if line.startswith("reasonrank_windows_in_flight_peak")))
+    peak = float(
+        next(
+            line.split()[1]
+            for line in metrics.splitlines()
+            if line.startswith("reasonrank_windows_in_flight_peak")
+        )
+    )
     assert peak > 1  # windows of different requests ran together
     assert "reasonrank_queued_requests 0.0" in metrics
     assert rss[1] - rss[0] < 25 * 2**20, f"RSS grew {(rss[1] - rss[0]) / 2**20:.1f} MiB over 200 requests"
