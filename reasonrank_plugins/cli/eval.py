@@ -1,0 +1,207 @@
+"""``reasonrank eval`` (rerank a test collection, resumable) and ``reasonrank compare``."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from . import app
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; a value is read as JSON when it parses (numbers, booleans), else text."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _first_stage(data, run: Path | None, retrieve: str | None, depth: int, root: Path):
+    """The first-stage run and its description: a given run, ``run.bm25.trec`` in the data folder,
+    or bm25s retrieval."""
+    from ..eval.data import read_trec_run
+    from ..eval.retrieve import K1, B, bm25_run
+
+    if run and retrieve:
+        raise typer.BadParameter("give --run or --retrieve, not both", param_hint="--retrieve")
+    if retrieve not in (None, "bm25"):
+        raise typer.BadParameter(f"only 'bm25' is supported, got {retrieve!r}", param_hint="--retrieve")
+    if run is None and not retrieve and (root / "run.bm25.trec").exists():
+        run = root / "run.bm25.trec"
+    if run is not None:
+        if not run.exists():
+            raise typer.BadParameter(f"{run} does not exist", param_hint="--run")
+        cut = {q: dict(sorted(d.items(), key=lambda x: -x[1])[:depth]) for q, d in read_trec_run(run).items()}
+        return cut, {"kind": "run", "path": str(run.resolve()), "depth": depth}
+    queries = {q: data.queries[q] for q in data.query_ids()}
+    typer.echo(f"retrieving the first stage with bm25s over {len(data.corpus)} documents", err=True)
+    found = bm25_run(data.corpus, queries, depth, excluded=data.excluded)
+    return found, {
+        "kind": "bm25s",
+        "k1": K1,
+        "b": B,
+        "depth": depth,
+        "stemmer": "snowball-english",
+        "stopwords": "en",
+        "fields": "title text",
+    }
+
+
+@app.command("eval")
+def eval_command(
+    data_dir: Path = typer.Option(
+        ...,
+        "--data",
+        help="BEIR folder (corpus.jsonl, queries.jsonl, qrels) or BRIGHT folder (examples/, documents/).",
+    ),
+    task: str | None = typer.Option(None, help="BRIGHT task, e.g. biology."),
+    long_documents: bool = typer.Option(False, help="BRIGHT: long_documents/ and gold_ids_long."),
+    run: Path | None = typer.Option(
+        None, help="First-stage TREC run (default: run.bm25.trec in --data, else BM25)."
+    ),
+    retrieve: str | None = typer.Option(None, help="'bm25': retrieve with bm25s (k1 0.9, b 0.4)."),
+    depth: int = typer.Option(100, help="First-stage depth kept in the runs."),
+    top_k: int = typer.Option(100, help="Rerank this many candidates per query."),
+    window_size: int = typer.Option(20, "--window", "--window-size"),
+    step: int = typer.Option(10),
+    model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
+    backend: str = typer.Option(
+        "auto",
+        help="auto, llamacpp, transformers, vllm, openai; or scripted "
+        "(model-free dry run: --model identity, reverse or overlap).",
+    ),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Backend option key=value (repeatable)."),
+    max_passage_tokens: int = typer.Option(512, help="512 for reasoning-heavy sets, 100 for web sets."),
+    reasoning_budget: int = typer.Option(3072),
+    queries: int | None = typer.Option(None, help="Evaluate only this many queries."),
+    seed: int | None = typer.Option(None, help="With --queries: a random sample drawn with this seed."),
+    parallel: int = typer.Option(
+        1, help="Queries in flight at once (a batching backend or a server's slots)."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Output folder (default runs/<data>-<model>-top<k>); run the same command again to resume."
+    ),
+    progress: bool = typer.Option(True, help="Show a progress bar with the running nDCG@10."),
+) -> None:
+    """Rerank a test collection's first stage; write the run, a JSON report and a figure."""
+    from ..eval.data import drop_excluded, load_data, select_queries
+    from ..eval.runner import evaluate
+    from ..ranker import ReasonRanker
+
+    try:
+        data = load_data(data_dir, task=task, long_documents=long_documents)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    first_stage, source = _first_stage(data, run, retrieve, depth, data_dir)
+    qids = select_queries(data.query_ids(drop_excluded(first_stage, data.excluded)), queries, seed)
+    options = parse_options(option)
+    if base_url:
+        options["base_url"] = base_url
+    label = (
+        f"scripted-{model}" if backend == "scripted" else (Path(model).stem if model != "demo" else "demo")
+    )
+    out = out or Path("runs") / re.sub(r"[^\w.-]+", "_", f"{data.name}-{label}-top{top_k}")
+    engine = {
+        "window_size": window_size,
+        "step": step,
+        "max_passage_tokens": max_passage_tokens,
+        "reasoning_budget": reasoning_budget,
+    }
+    command = shlex.join(["reasonrank", *sys.argv[1:]])
+    try:
+        if backend == "scripted":
+            from ..eval.scripted import scripted_backend
+
+            ranker = ReasonRanker(backend=scripted_backend(model, **options), **engine)
+        else:
+            ranker = ReasonRanker(model, backend, **engine, **options)
+        with ranker:
+            report = evaluate(
+                data,
+                ranker,
+                out,
+                first_stage=first_stage,
+                source=source,
+                qids=qids,
+                top_k=top_k,
+                parallel=parallel,
+                command=command,
+                show_progress=progress,
+            )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    m = report["metrics"]
+    typer.echo(f"{report['queries']['evaluated']} queries, {report['model']} on {report['backend']}")
+    for name in report["measures"]:
+        typer.echo(f"  {name:<8} {m['before'][name]:.4f} -> {m['after'][name]:.4f} ({m['delta'][name]:+.4f})")
+    s, t = report["seconds"], report["tokens"]
+    typer.echo(
+        f"  {s['per_query_mean']:.1f} s/query, {t['prompt_per_query']:.0f}+{t['completion_per_query']:.0f} "
+        f"tokens/query, forced {report['forced']}, statuses {report['statuses']}"
+    )
+    typer.echo(f"wrote {out}/run.trec, {out}/report.json, {out}/figure.png")
+
+
+@app.command()
+def compare(
+    a: Path = typer.Argument(..., help="First eval report (report.json)."),
+    b: Path = typer.Argument(..., help="Second eval report."),
+    measure: list[str] = typer.Option([], help="Measures to test (default: all both reports have)."),
+) -> None:
+    """Print two eval reports side by side with paired t-tests on the reranked per-query values."""
+    from ..eval.compare import compare_reports
+
+    reports = []
+    for path in (a, b):
+        if not path.exists():
+            raise typer.BadParameter(f"{path} does not exist")
+        reports.append(json.loads(path.read_text()))
+    ra, rb = reports
+    rows = [
+        ("data", ra["data"]["name"], rb["data"]["name"]),
+        ("model", ra["model"], rb["model"]),
+        ("backend", ra["backend"], rb["backend"]),
+        ("queries", ra["queries"]["evaluated"], rb["queries"]["evaluated"]),
+        (
+            "top_k / window / step",
+            *(
+                f"{r['settings']['top_k']} / {r['settings']['window_size']} / {r['settings']['step']}"
+                for r in reports
+            ),
+        ),
+        ("s / query", *(f"{r['seconds']['per_query_mean']:.2f}" for r in reports)),
+        ("prompt tok / query", *(f"{r['tokens']['prompt_per_query']:.0f}" for r in reports)),
+        ("completion tok / query", *(f"{r['tokens']['completion_per_query']:.0f}" for r in reports)),
+        ("forced", ra["forced"], rb["forced"]),
+        ("statuses", ra["statuses"], rb["statuses"]),
+    ]
+    typer.echo(f"{'':<24}{'A':<28}{'B':<28}")
+    for name, x, y in rows:
+        typer.echo(f"{name:<24}{x!s:<28}{y!s:<28}")
+    typer.echo(
+        f"\n{'measure':<10}{'A before':>9}{'A after':>9}{'B before':>9}{'B after':>9}"
+        f"{'B-A':>9}{'n':>5}{'t':>8}{'p':>8}"
+    )
+    for test in compare_reports(ra, rb, measure or None):
+        m = test.measure
+        t = "n/a" if test.t is None else f"{test.t:.2f}"
+        p = "n/a" if test.p is None else f"{test.p:.3f}"
+        typer.echo(
+            f"{m:<10}{ra['metrics']['before'][m]:>9.4f}{ra['metrics']['after'][m]:>9.4f}"
+            f"{rb['metrics']['before'][m]:>9.4f}{rb['metrics']['after'][m]:>9.4f}"
+            f"{test.delta:>+9.4f}{test.n:>5}{t:>8}{p:>8}"
+        )
+    typer.echo("B-A, t and p: paired two-sided t-test (scipy) on the reranked values of the shared queries.")
