@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app
-from .serve import BACKEND_HELP, LATENCY_HELP, MAX_BATCH_HELP, ranker_spec
+from .serve import BACKEND_HELP, BASE_URL_HELP, LATENCY_HELP, MAX_BATCH_HELP, ranker_spec
 
 
 @app.command()
@@ -26,7 +26,7 @@ def batch(
     ray_address: str | None = typer.Option(None, help="Ray cluster address (default $RAY_ADDRESS or local)."),
     model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
+    base_url: list[str] = typer.Option([], help=BASE_URL_HELP),
     window_size: int = typer.Option(20, "--window-size", "--window"),
     step: int = typer.Option(10),
     max_passage_tokens: int = typer.Option(512),

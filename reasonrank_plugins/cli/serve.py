@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from . import app
+
+if TYPE_CHECKING:
+    from ..server.spec import RankerSpec
 
 
 def ranker_spec(
     model: str,
     backend: str,
-    base_url: str | None,
+    base_url: list[str],
     window_size: int,
     step: int,
     max_passage_tokens: int,
     reasoning_budget: int,
     latency: float,
     max_batch: int | None,
-):
+) -> RankerSpec:
     from ..server.spec import RankerSpec
 
     return RankerSpec(
@@ -27,12 +32,13 @@ def ranker_spec(
         step=step,
         max_passage_tokens=max_passage_tokens,
         reasoning_budget=reasoning_budget,
-        backend_options={"base_url": base_url} if base_url else {},
+        backend_options={"base_url": base_url[0] if len(base_url) == 1 else base_url} if base_url else {},
         latency=latency,
         max_batch=max_batch,
     )
 
 
+BASE_URL_HELP = "OpenAI-compatible endpoint (openai backend); repeat it for several replicas."
 BACKEND_HELP = "auto, llamacpp, transformers, vllm, openai, or scripted (no model: ranks by word overlap)."
 LATENCY_HELP = "scripted backend: seconds per window."
 MAX_BATCH_HELP = "scripted backend: windows that run together."
@@ -42,7 +48,7 @@ MAX_BATCH_HELP = "scripted backend: windows that run together."
 def serve(
     model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
+    base_url: list[str] = typer.Option([], help=BASE_URL_HELP),
     host: str = typer.Option("127.0.0.1", help="Other than loopback only with a token."),
     port: int = typer.Option(8000),
     token: str | None = typer.Option(

@@ -143,3 +143,14 @@ def test_scripted_spec_ranks_by_word_overlap():
     assert overlap_score("Red fox", "the red FOX!") == 1.0 and overlap_score("red fox", "a fox") == 0.5
     with RankerSpec(backend="scripted", window_size=4, step=2).build() as ranker:
         assert ranker.rerank(QUERY, DOCS).order == [1, 2, 3, 0]
+
+
+def test_cli_spec_passes_one_or_several_base_urls():
+    from reasonrank_plugins.cli.serve import ranker_spec
+
+    def options(urls):
+        return ranker_spec("m", "openai", urls, 20, 10, 512, 3072, 0.0, None).backend_options
+
+    assert options([]) == {}
+    assert options(["http://a/v1"]) == {"base_url": "http://a/v1"}
+    assert options(["http://a/v1", "http://b/v1"]) == {"base_url": ["http://a/v1", "http://b/v1"]}
