@@ -1,9 +1,10 @@
 """The resumable eval loop: rerank each query's first-stage top-k and append one record per query.
 
 An output folder holds ``settings.json`` (what is being evaluated, and every command that worked
-on it), ``first_stage.trec`` (the candidates, fixed at the first start), ``records.jsonl`` (one
+on it), ``first_stage.trec`` (each query's candidates, fixed when it is first planned), ``records.jsonl`` (one
 line per finished query, flushed as it finishes), and at the end ``run.trec``, ``report.json``
-and ``figure.png``. Running again on the same folder skips the queries already recorded.
+and ``figure.png``. Running again on the same folder skips the queries already recorded; the query list may grow
+(``--queries 10``, then all) as long as every other setting is the same.
 """
 
 from __future__ import annotations
@@ -94,23 +95,29 @@ def record_of(qid: str, candidates: list[str], result: RerankResult) -> dict[str
 
 
 def _open_folder(out: Path, spec: dict[str, Any], command: str, first_stage: Run) -> Run:
-    """Start a new folder or check that it holds the same evaluation; return its candidates."""
+    """Start a new folder, or check that it holds the same evaluation (the query list may change:
+    finished queries are reused, new ones get their candidates added); return the candidates."""
     settings_path = out / SETTINGS
     if settings_path.exists():
         settings = json.loads(settings_path.read_text())
-        diff = sorted(k for k in set(spec) | set(settings["spec"]) if spec.get(k) != settings["spec"].get(k))
+        old = settings["spec"]
+        diff = sorted(k for k in set(spec) | set(old) if k != "qids" and spec.get(k) != old.get(k))
         if diff:
             raise ValueError(
                 f"{out} holds an evaluation with other settings ({', '.join(diff)}); use another --out"
             )
+        candidates = read_trec_run(out / FIRST_STAGE)
+        added = {q: first_stage[q] for q in spec["qids"] if q not in candidates}
+        if added:
+            write_trec_run({**candidates, **added}, out / FIRST_STAGE, tag="first-stage")
+        settings["spec"]["qids"] = spec["qids"]
         settings["commands"].append(command)
         settings_path.write_text(json.dumps(settings, indent=1))
         return read_trec_run(out / FIRST_STAGE)
     out.mkdir(parents=True, exist_ok=True)
-    kept = {q: first_stage[q] for q in spec["qids"]}
-    write_trec_run(kept, out / FIRST_STAGE, tag="first-stage")
+    write_trec_run({q: first_stage[q] for q in spec["qids"]}, out / FIRST_STAGE, tag="first-stage")
     settings_path.write_text(json.dumps({"spec": spec, "commands": [command]}, indent=1))
-    return read_trec_run(out / FIRST_STAGE)  # the same rounding as on a resume
+    return read_trec_run(out / FIRST_STAGE)
 
 
 def evaluate(
@@ -142,14 +149,15 @@ def evaluate(
     spec = spec_of(data, ranker, qids, top_k, source)
     first_stage_all = aggregate({q: data.qrels[q] for q in all_qids}, first_stage)
     candidates_run = _open_folder(out, spec, command, first_stage)
-    records = load_records(out / RECORDS)
+    records = {q: r for q, r in load_records(out / RECORDS).items() if q in qids}
     pending = [q for q in qids if q not in records]
     logger.info("%s: %d of %d queries done, %d to go", out, len(records), len(qids), len(pending))
     if pending:
         asyncio.run(
             _rerank(data, ranker, out, candidates_run, pending, records, top_k, parallel, show_progress)
         )
-    return build_report(out, data.qrels, candidates_run, load_records(out / RECORDS), first_stage_all)
+    records = {q: r for q, r in load_records(out / RECORDS).items() if q in qids}
+    return build_report(out, data.qrels, candidates_run, records, first_stage_all)
 
 
 async def _rerank(

@@ -120,6 +120,23 @@ def test_resume_refuses_other_settings(noveleval_dir, tmp_path):
             )
 
 
+def test_more_queries_reuse_the_finished_ones(noveleval_dir, tmp_path):
+    data = load_data(noveleval_dir)
+    run = read_trec_run(noveleval_dir / "run.bm25.trec")
+    with ReasonRanker(backend=scripted_backend("reverse")) as ranker:
+        small = evaluate(
+            data, ranker, tmp_path, first_stage=run, source={}, qids=["0"], top_k=20, show_progress=False
+        )
+        assert len(ranker.backend.requests) == 1
+        big = evaluate(
+            data, ranker, tmp_path, first_stage=run, source={}, qids=["0", "1"], top_k=20, show_progress=False
+        )
+        assert len(ranker.backend.requests) == 2  # only query 1 was reranked
+    assert big["queries"] == {"evaluated": 2, "planned": 2}
+    assert big["per_query"][0]["after"] == small["per_query"][0]["after"]
+    assert sorted(read_trec_run(tmp_path / "first_stage.trec")) == ["0", "1"]
+
+
 def test_a_torn_last_record_is_cut_off(tmp_path):
     path = tmp_path / "records.jsonl"
     path.write_text('{"qid": "1", "order": []}\n{"qid": "2", "ord')
