@@ -4,7 +4,6 @@ by its engine."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 import uuid
@@ -22,8 +21,6 @@ from ..ranker import ReasonRanker
 from ..types import Passage, RerankResult
 from .metrics import Metrics
 from .schemas import ErrorBody, RerankRequest, RerankResponse, ResultItem, Usage
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -104,8 +101,7 @@ def create_app(
         return error_response(422, "invalid_request", str(exc.errors()))
 
     @app.exception_handler(Exception)
-    async def _crash(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("rerank failed")
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:  # the server logs the traceback
         return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
     @app.get("/healthz")
@@ -137,19 +133,16 @@ def create_app(
     @app.post("/v1/rerank", openapi_extra=body_schema, **route)
     @app.post("/v2/rerank", include_in_schema=False, **route)
     async def rerank(request: Request) -> RerankResponse:
-        if state.draining:
-            raise ApiError(503, "shutting_down", "the server is shutting down")
-        if state.queued >= state.limits.max_queued:
-            raise ApiError(
-                429,
-                "too_many_requests",
-                f"{state.queued} requests queued (limit {state.limits.max_queued})",
-                {"Retry-After": "1"},
-            )
-        state.queued += 1
         began = time.perf_counter()
-        status = 500
+        status, admitted = 500, False
         try:
+            if state.draining:
+                raise ApiError(503, "shutting_down", "the server is shutting down")
+            if state.queued >= state.limits.max_queued:
+                message = f"{state.queued} requests queued (limit {state.limits.max_queued})"
+                raise ApiError(429, "too_many_requests", message, {"Retry-After": "1"})
+            state.queued += 1
+            admitted = True
             response = await _rerank(state, request)
             status = 200
             return response
@@ -157,7 +150,7 @@ def create_app(
             status = exc.status
             raise
         finally:
-            state.queued -= 1
+            state.queued -= admitted
             state.metrics.requests.labels(str(status)).inc()
             state.metrics.latency.observe(time.perf_counter() - began)
 

@@ -130,6 +130,21 @@ async def test_token_guards_rerank_and_metrics_not_health(ranker):
     assert 'reasonrank_windows_total{status="ok"} 2.0' in metrics.text
 
 
+async def test_engine_failure_is_a_json_500():
+    def broken(query: str, contents: list[str]) -> str:
+        raise RuntimeError("engine on fire")
+
+    with ReasonRanker(backend=ScriptedBackend(broken)) as ranker:
+        transport = httpx.ASGITransport(app=create_app(ranker), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            r = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+            metrics = await c.get("/metrics")
+    assert r.status_code == 500
+    assert r.json() == {"type": "internal_error", "message": "RuntimeError: engine on fire"}
+    assert 'reasonrank_requests_total{status="500"} 1.0' in metrics.text
+    assert "reasonrank_queued_requests 0.0" in metrics.text
+
+
 def test_bind_without_token_only_on_loopback():
     for host in ("127.0.0.1", "localhost", "::1"):
         check_bind(host, None)

@@ -66,6 +66,7 @@ def test_auth_limits_and_cohere_clients(server_factory):
 
     metrics = httpx.get(f"{server.url}/metrics", headers=auth).text
     assert 'reasonrank_requests_total{status="200"} 3.0' in metrics
+    assert 'reasonrank_requests_total{status="413"} 2.0' in metrics
     assert 'reasonrank_rejected_total{reason="request_too_large"} 1.0' in metrics
     server.stop()
 
