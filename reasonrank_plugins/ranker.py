@@ -50,6 +50,8 @@ class ReasonRanker:
     ``model`` is ``"demo"``, a local path (model folder or ``.gguf``) or a hub id; ``backend`` is
     ``"auto"``, ``"llamacpp"``, ``"transformers"``, ``"vllm"``, ``"openai"`` or a ``Backend``
     instance. Extra keyword arguments go to the backend (``base_url``, ``device``, ``n_ctx``, ...).
+    A ``Backend`` instance passed in stays open on :meth:`close` (its owner closes it), so several
+    rankers can share one loaded model.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class ReasonRanker:
             self.backend = backend
         else:
             self.backend = load_backend(model, backend, **backend_options)
+        self._owns_backend = not isinstance(backend, Backend)
         self.model = self.backend.model_name or model
         self.engine = Engine(self.backend, self.config)
         self._loop: _LoopThread | None = _LoopThread()
@@ -111,11 +114,13 @@ class ReasonRanker:
         return await self._running().arun(self._rank(jobs, schedule, show_progress))
 
     def close(self) -> None:
-        """Free the backend (GPU memory included) and stop the engine thread. Idempotent."""
+        """Stop the engine thread and free the backend this ranker loaded (GPU memory included).
+        Idempotent."""
         if self._loop is not None:
             self._loop.stop()
             self._loop = None
-            self.backend.close()
+            if self._owns_backend:
+                self.backend.close()
 
     def __enter__(self) -> ReasonRanker:
         return self

@@ -46,7 +46,10 @@ def answer_by_score(score: Score) -> Respond:
 
 class ScriptedBackend(Backend):
     """Replies with ``respond(query, contents)`` for each window (a forced answer continues with
-    the same script's answer). Records every request and the peak number in flight."""
+    the same script's answer). Records every request and the peak number in flight.
+
+    ``latency`` (seconds, or a function of the request) models generation time; with ``max_batch``
+    at most that many calls run at once, as in a batching engine with that many slots."""
 
     name = "scripted"
 
@@ -55,7 +58,7 @@ class ScriptedBackend(Backend):
         respond: Respond | None = None,
         *,
         score: Score | None = None,
-        latency: float = 0.0,
+        latency: float | Callable[[GenerationRequest], float] = 0.0,
         max_batch: int | None = None,
         model_name: str = "scripted",
     ) -> None:
@@ -76,12 +79,13 @@ class ScriptedBackend(Backend):
         self.requests.append(request)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        delay = self.latency(request) if callable(self.latency) else self.latency
         try:
             if self._slots is None:
-                await asyncio.sleep(self.latency)
+                await asyncio.sleep(delay)
             else:
                 async with self._slots:
-                    await asyncio.sleep(self.latency)
+                    await asyncio.sleep(delay)
         finally:
             self.in_flight -= 1
         query, contents = parse_window(request.messages)
