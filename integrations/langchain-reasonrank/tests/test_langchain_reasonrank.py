@@ -1,0 +1,217 @@
+"""ReasonRankCompressor inside a real LangChain ContextualCompressionRetriever (offline)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import math
+import os
+import re
+import zlib
+from pathlib import Path
+from unittest.mock import AsyncMock
+
+import pytest
+from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import InMemoryVectorStore
+from langchain_reasonrank import ReasonRankCompressor
+
+from reasonrank_plugins import ReasonRanker, adapters
+from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
+from reasonrank_plugins.testing import ScriptedBackend
+
+DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
+NOVELEVAL = DATA / "noveleval"
+QUERY_IDS = ("0", "1", "2", "3", "4")
+RETRIEVED = 6
+
+
+def word_count(query: str, content: str) -> float:
+    """The scripted model prefers longer passages (unchanged by the prompt's text cleaning)."""
+    return len(content.split())
+
+
+class BowEmbeddings(Embeddings):
+    """Deterministic offline bag-of-words embedding (hashed)."""
+
+    def embed_query(self, text: str, dim: int = 512) -> list[float]:
+        vec = [0.0] * dim
+        for token in re.findall(r"\w+", text.lower()):
+            vec[zlib.crc32(token.encode()) % dim] += 1.0
+        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+        return [v / norm for v in vec]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+
+@pytest.fixture(scope="module")
+def queries() -> dict[str, str]:
+    rows = [json.loads(line) for line in (NOVELEVAL / "queries.jsonl").open()]
+    return {r["_id"]: r["text"] for r in rows if r["_id"] in QUERY_IDS}
+
+
+@pytest.fixture(scope="module")
+def store() -> InMemoryVectorStore:
+    docs = []
+    for line in (NOVELEVAL / "corpus.jsonl").open():
+        row = json.loads(line)
+        if row["_id"].split("-")[0] in QUERY_IDS:
+            docs.append(Document(row["text"], id=row["_id"], metadata={"source": "noveleval"}))
+    store = InMemoryVectorStore(BowEmbeddings())
+    store.add_documents(docs)
+    return store
+
+
+def pipeline(store: InMemoryVectorStore, compressor: ReasonRankCompressor) -> ContextualCompressionRetriever:
+    retriever = store.as_retriever(search_kwargs={"k": RETRIEVED})
+    return ContextualCompressionRetriever(base_compressor=compressor, base_retriever=retriever)
+
+
+def expected(store: InMemoryVectorStore, query: str) -> list[Document]:
+    """What the retriever returns, reordered by the scripted model's score."""
+    retrieved = store.as_retriever(search_kwargs={"k": RETRIEVED}).invoke(query)
+    return sorted(retrieved, key=lambda d: -word_count(query, d.page_content))
+
+
+def check(got: list[Document], want: list[Document], top_n: int) -> None:
+    assert [d.id for d in got] == [d.id for d in want[:top_n]]
+    assert [d.metadata["relevance_score"] for d in got] == [(RETRIEVED - r) / RETRIEVED for r in range(top_n)]
+    for doc, old in zip(got, want):
+        assert doc.page_content == old.page_content
+        assert doc.metadata["source"] == "noveleval"
+        assert doc.metadata[REASONING_KEY] == f"ranked {RETRIEVED} passages by score"
+
+
+def test_compression_retriever_reranks_in_scripted_order(store, queries):
+    backend = ScriptedBackend(score=word_count)
+    retriever = pipeline(store, ReasonRankCompressor(top_n=4, backend=backend))
+    want = expected(store, queries["0"])
+    retrieved = store.as_retriever(search_kwargs={"k": RETRIEVED}).invoke(queries["0"])
+    assert [d.id for d in want] != [d.id for d in retrieved]
+
+    check(retriever.invoke(queries["0"]), want, top_n=4)
+    assert len(backend.requests) == 1
+
+
+async def test_ainvoke_uses_the_native_async_path(store, queries, monkeypatch):
+    compressor = ReasonRankCompressor(top_n=3, backend=ScriptedBackend(score=word_count))
+    spy = AsyncMock(wraps=compressor.ranker.arerank)
+    monkeypatch.setattr(compressor.ranker, "arerank", spy)
+    monkeypatch.setattr(compressor.ranker, "rerank", _no_sync_path)
+
+    got = await pipeline(store, compressor).ainvoke(queries["1"])
+
+    check(got, expected(store, queries["1"]), top_n=3)
+    spy.assert_awaited_once()
+
+
+def _no_sync_path(*args, **kwargs):
+    raise AssertionError("the async path must not fall back to the sync rerank")
+
+
+class ChainRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.starts: list[str] = []
+        self.outputs: list[object] = []
+
+    def on_chain_start(self, serialized, inputs, **kwargs) -> None:
+        self.starts.append(kwargs.get("name") or (serialized or {}).get("name"))
+
+    def on_chain_end(self, outputs, **kwargs) -> None:
+        self.outputs.append(outputs)
+
+
+async def test_callbacks_are_forwarded(store, queries):
+    retriever = pipeline(store, ReasonRankCompressor(top_n=2, backend=ScriptedBackend(score=word_count)))
+    sync_rec, async_rec = ChainRecorder(), ChainRecorder()
+
+    got = retriever.invoke(queries["2"], config={"callbacks": [sync_rec]})
+    agot = await retriever.ainvoke(queries["2"], config={"callbacks": [async_rec]})
+
+    assert [d.id for d in got] == [d.id for d in agot]
+    for rec in (sync_rec, async_rec):
+        assert rec.starts == ["ReasonRankCompressor"]
+        assert [d.id for d in rec.outputs[0]] == [d.id for d in got]
+
+
+async def test_engine_is_built_once_across_five_queries(store, queries, monkeypatch):
+    built = []
+
+    class CountingRanker(ReasonRanker):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(adapters, "ReasonRanker", CountingRanker)
+    backend = ScriptedBackend(score=word_count)
+    retriever = pipeline(store, ReasonRankCompressor(top_n=3, backend=backend))
+
+    for qid in QUERY_IDS[:3]:
+        retriever.invoke(queries[qid])
+    await asyncio.gather(*(retriever.ainvoke(queries[qid]) for qid in QUERY_IDS[3:]))
+
+    assert len(built) == 1
+    assert len(backend.requests) == 5
+
+
+def test_copies_keep_ids_and_metadata_and_never_mutate_input():
+    backend = ScriptedBackend(score=word_count)
+    compressor = ReasonRankCompressor(top_n=None, backend=backend, keep_retrieval_score=True)
+    assert compressor.compress_documents([], "q") == []
+    (single,) = compressor.compress_documents([Document("only one", id="lone")], "q")
+    assert single.id == "lone"
+    assert single.metadata == {"relevance_score": 1.0, NOTE_KEY: adapters.SINGLE_NOTE}
+    assert backend.requests == []
+
+    docs = [
+        Document("", id="blank", metadata={"relevance_score": 0.9, "tag": ["x"]}),
+        Document("a short one", id="short", metadata={"relevance_score": 0.5}),
+        Document("a much longer passage here", id="long", metadata={"relevance_score": 0.1}),
+    ]
+    before = copy.deepcopy(docs)
+    out = compressor.compress_documents(docs, "q")
+
+    assert docs == before
+    assert [d.id for d in out] == ["long", "short", "blank"]
+    assert [d.metadata["relevance_score"] for d in out] == [1.0, 2 / 3, 1 / 3]
+    assert [d.metadata[RETRIEVAL_SCORE_KEY] for d in out] == [0.1, 0.5, 0.9]
+    assert out[-1].metadata["tag"] == ["x"] and out[-1].metadata[NOTE_KEY].startswith("empty content")
+    assert REASONING_KEY not in out[-1].metadata and REASONING_KEY in out[0].metadata
+
+
+def test_shared_ranker_and_bad_options():
+    shared = ReasonRanker(backend=ScriptedBackend())
+    a, b = ReasonRankCompressor(ranker=shared), ReasonRankCompressor(ranker=shared, top_n=2)
+    assert a.ranker is b.ranker is shared
+    with pytest.raises(ValueError, match="not both"):
+        ReasonRankCompressor(ranker=shared, model="demo")
+    with pytest.raises(ValueError, match="top_n"):
+        ReasonRankCompressor(ranker=shared, top_n=-1)
+
+
+@pytest.fixture(scope="module")
+def demo_ranker():
+    with ReasonRanker(model="demo", max_passage_tokens=64, reasoning_budget=128) as ranker:
+        yield ranker
+
+
+@pytest.mark.slow
+def test_demo_model_reranks_the_retrieved_set(store, queries, demo_ranker):
+    retriever = ContextualCompressionRetriever(
+        base_compressor=ReasonRankCompressor(top_n=None, ranker=demo_ranker),
+        base_retriever=store.as_retriever(search_kwargs={"k": 5}),
+    )
+    retrieved = store.as_retriever(search_kwargs={"k": 5}).invoke(queries["1"])
+
+    docs = retriever.invoke(queries["1"])
+
+    assert sorted(d.id for d in docs) == sorted(d.id for d in retrieved)
+    scores = [d.metadata["relevance_score"] for d in docs]
+    assert all(isinstance(s, float) for s in scores) and scores == sorted(scores, reverse=True)
+    assert len(set(scores)) == len(scores)
+    assert all(d.metadata[REASONING_KEY].strip() for d in docs)

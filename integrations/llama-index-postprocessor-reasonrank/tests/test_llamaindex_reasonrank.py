@@ -1,0 +1,242 @@
+"""ReasonRankRerank inside a real LlamaIndex query engine over NovelEval passages (offline)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import zlib
+from pathlib import Path
+from unittest.mock import AsyncMock
+
+import pytest
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.llms import MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
+from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
+from llama_index.postprocessor.reasonrank import ReasonRankRerank
+
+from reasonrank_plugins import ReasonRanker, adapters
+from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
+from reasonrank_plugins.testing import ScriptedBackend
+
+DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
+NOVELEVAL = DATA / "noveleval"
+QUERY_IDS = ("0", "1", "2", "3", "4")
+RETRIEVED = 6
+
+
+def word_count(query: str, content: str) -> float:
+    """The scripted model prefers longer passages (unchanged by the prompt's text cleaning)."""
+    return len(content.split())
+
+
+def bow(text: str, dim: int = 512) -> list[float]:
+    vec = [0.0] * dim
+    for token in re.findall(r"\w+", text.lower()):
+        vec[zlib.crc32(token.encode()) % dim] += 1.0
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+class BowEmbedding(BaseEmbedding):
+    """Deterministic offline bag-of-words embedding (hashed)."""
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return bow(query)
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return bow(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return bow(text)
+
+
+@pytest.fixture(scope="module")
+def queries() -> dict[str, str]:
+    rows = [json.loads(line) for line in (NOVELEVAL / "queries.jsonl").open()]
+    return {r["_id"]: r["text"] for r in rows if r["_id"] in QUERY_IDS}
+
+
+@pytest.fixture(scope="module")
+def index() -> VectorStoreIndex:
+    nodes = []
+    for line in (NOVELEVAL / "corpus.jsonl").open():
+        row = json.loads(line)
+        if row["_id"].split("-")[0] in QUERY_IDS:
+            nodes.append(TextNode(id_=row["_id"], text=row["text"], metadata={"source": "noveleval"}))
+    return VectorStoreIndex(nodes, embed_model=BowEmbedding(model_name="bow"))
+
+
+def expected(index: VectorStoreIndex, query: str) -> list[NodeWithScore]:
+    """What the retriever returns, reordered by the scripted model's score."""
+    retrieved = index.as_retriever(similarity_top_k=RETRIEVED).retrieve(query)
+    content = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in retrieved]
+    return [retrieved[i] for i in sorted(range(len(retrieved)), key=lambda i: -word_count(query, content[i]))]
+
+
+def check(source_nodes: list[NodeWithScore], want: list[NodeWithScore], top_n: int) -> None:
+    assert [n.node.node_id for n in source_nodes] == [n.node.node_id for n in want[:top_n]]
+    assert [n.score for n in source_nodes] == [(RETRIEVED - r) / RETRIEVED for r in range(top_n)]
+    for got, old in zip(source_nodes, want):
+        meta = got.node.metadata
+        assert meta["source"] == "noveleval"
+        assert meta[REASONING_KEY] == f"ranked {RETRIEVED} passages by score"
+        assert meta[RETRIEVAL_SCORE_KEY] == pytest.approx(old.score)
+        assert REASONING_KEY not in got.node.get_content(metadata_mode=MetadataMode.LLM)
+
+
+def test_query_engine_reranks_in_scripted_order(index, queries):
+    backend = ScriptedBackend(score=word_count)
+    rerank = ReasonRankRerank(top_n=4, backend=backend, keep_retrieval_score=True)
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[rerank])
+    want = expected(index, queries["0"])
+    assert [n.node.node_id for n in want] != [n.node.node_id for n in sorted(want, key=lambda n: -n.score)]
+
+    response = engine.query(queries["0"])
+
+    check(response.source_nodes, want, top_n=4)
+    assert len(backend.requests) == 1
+
+
+async def test_aquery_uses_the_native_async_path(index, queries, monkeypatch):
+    backend = ScriptedBackend(score=word_count)
+    rerank = ReasonRankRerank(top_n=3, backend=backend, keep_retrieval_score=True)
+    spy = AsyncMock(wraps=rerank.ranker.arerank)
+    monkeypatch.setattr(rerank.ranker, "arerank", spy)
+    monkeypatch.setattr(rerank.ranker, "rerank", _no_sync_path)
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[rerank])
+
+    response = await engine.aquery(queries["1"])
+
+    check(response.source_nodes, expected(index, queries["1"]), top_n=3)
+    spy.assert_awaited_once()
+    assert len(backend.requests) == 1
+
+
+def _no_sync_path(*args, **kwargs):
+    raise AssertionError("the async path must not fall back to the sync rerank")
+
+
+class Recorder(BaseEventHandler):
+    events: list = Field(default_factory=list)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Recorder"
+
+    def handle(self, event, **kwargs) -> None:
+        self.events.append(event)
+
+
+def test_instrumentation_events_and_reranking_callback(index, queries):
+    recorder = Recorder()
+    root = get_dispatcher()
+    root.add_event_handler(recorder)
+    debug = LlamaDebugHandler()
+    rerank = ReasonRankRerank(top_n=2, backend=ScriptedBackend(score=word_count))
+    engine = RetrieverQueryEngine.from_args(
+        index.as_retriever(similarity_top_k=RETRIEVED),
+        llm=MockLLM(),
+        node_postprocessors=[rerank],
+        callback_manager=CallbackManager([debug]),
+    )
+    try:
+        response = engine.query(queries["2"])
+    finally:
+        root.event_handlers.remove(recorder)
+
+    starts = [e for e in recorder.events if isinstance(e, ReRankStartEvent)]
+    ends = [e for e in recorder.events if isinstance(e, ReRankEndEvent)]
+    assert len(starts) == len(ends) == 1
+    assert starts[0].top_n == 2 and starts[0].model_name == "scripted" and len(starts[0].nodes) == RETRIEVED
+    assert [n.node.node_id for n in ends[0].nodes] == [n.node.node_id for n in response.source_nodes]
+    ((start, end),) = debug.get_event_pairs(CBEventType.RERANKING)
+    assert start.payload[EventPayload.QUERY_STR] == queries["2"]
+    assert [n.node.node_id for n in end.payload[EventPayload.NODES]] == [
+        n.node.node_id for n in response.source_nodes
+    ]
+
+
+async def test_engine_is_built_once_across_five_queries(index, queries, monkeypatch):
+    built = []
+
+    class CountingRanker(ReasonRanker):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(adapters, "ReasonRanker", CountingRanker)
+    backend = ScriptedBackend(score=word_count)
+    rerank = ReasonRankRerank(top_n=3, backend=backend)
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[rerank])
+
+    for qid in QUERY_IDS[:3]:
+        engine.query(queries[qid])
+    await asyncio.gather(*(engine.aquery(queries[qid]) for qid in QUERY_IDS[3:]))
+
+    assert len(built) == 1
+    assert len(backend.requests) == 5
+
+
+def test_empty_single_and_empty_content_nodes():
+    backend = ScriptedBackend(score=word_count)
+    rerank = ReasonRankRerank(top_n=None, backend=backend)
+    assert rerank.postprocess_nodes([], query_str="q") == []
+    lone = NodeWithScore(node=TextNode(id_="lone", text="only one"), score=0.3)
+    (single,) = rerank.postprocess_nodes([lone], query_str="q")
+    assert single.node.node_id == "lone" and single.score == 1.0
+    assert single.node.metadata[NOTE_KEY] == adapters.SINGLE_NOTE
+    assert backend.requests == []
+
+    nodes = [
+        NodeWithScore(node=TextNode(id_="blank", text="  ", metadata={"title": "has metadata"}), score=0.9),
+        NodeWithScore(node=TextNode(id_="short", text="a short one"), score=0.5),
+        NodeWithScore(node=TextNode(id_="long", text="a much longer passage here"), score=0.1),
+    ]
+    out = rerank.postprocess_nodes(nodes, query_str="q")
+    assert [n.node.node_id for n in out] == ["long", "short", "blank"]
+    assert out[-1].node.metadata[NOTE_KEY].startswith("empty content")
+    assert REASONING_KEY not in out[-1].node.metadata and REASONING_KEY in out[0].node.metadata
+    assert nodes[0].score == 0.9 and nodes[0].node.metadata == {"title": "has metadata"}  # input untouched
+
+
+def test_shared_ranker_and_bad_options():
+    shared = ReasonRanker(backend=ScriptedBackend())
+    a, b = ReasonRankRerank(ranker=shared), ReasonRankRerank(ranker=shared, top_n=2)
+    assert a.ranker is b.ranker is shared
+    with pytest.raises(ValueError, match="not both"):
+        ReasonRankRerank(ranker=shared, window_size=10)
+    with pytest.raises(ValueError, match="top_n"):
+        ReasonRankRerank(ranker=shared, top_n=0)
+    with pytest.raises(ValueError, match="query"):
+        a.postprocess_nodes([NodeWithScore(node=TextNode(text="x"))])
+
+
+@pytest.fixture(scope="module")
+def demo_ranker():
+    with ReasonRanker(model="demo", max_passage_tokens=64, reasoning_budget=128) as ranker:
+        yield ranker
+
+
+@pytest.mark.slow
+def test_demo_model_reranks_the_retrieved_set(index, queries, demo_ranker):
+    rerank = ReasonRankRerank(top_n=None, ranker=demo_ranker)
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=5, node_postprocessors=[rerank])
+    retrieved = index.as_retriever(similarity_top_k=5).retrieve(queries["0"])
+
+    nodes = engine.query(queries["0"]).source_nodes
+
+    assert sorted(n.node.node_id for n in nodes) == sorted(n.node.node_id for n in retrieved)
+    scores = [n.score for n in nodes]
+    assert all(isinstance(s, float) for s in scores) and scores == sorted(scores, reverse=True)
+    assert len(set(scores)) == len(scores)
+    assert all(n.node.metadata[REASONING_KEY].strip() for n in nodes)

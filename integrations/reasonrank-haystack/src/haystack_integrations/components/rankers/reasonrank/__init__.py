@@ -1,0 +1,5 @@
+"""Haystack ranker component for ReasonRank reasoning reranking."""
+
+from haystack_integrations.components.rankers.reasonrank.ranker import ReasonRankRanker
+
+__all__ = ["ReasonRankRanker"]

@@ -1,0 +1,168 @@
+"""ReasonRank reasoning listwise reranking as a Haystack ranker component."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.utils import Secret, deserialize_secrets_inplace
+
+from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
+from reasonrank_plugins.adapters import annotate, arerank, check_top_k, make_ranker, rerank
+from reasonrank_plugins.backends import resolve_backend
+
+DEFAULT_API_KEY = Secret.from_env_var(["REASONRANK_API_KEY", "OPENAI_API_KEY"], strict=False)
+
+
+@component
+class ReasonRankRanker:
+    """Rerank documents with a reasoning listwise model (ReasonRank).
+
+    ``pipeline.add_component("ranker", ReasonRankRanker(top_k=5))`` after a retriever. Documents
+    are deduplicated by id and returned as copies in rank order, with ``score`` set to the rerank
+    score and ``meta["reasonrank_reasoning"]`` (``meta["reasonrank_note"]`` when the model did not
+    rank one). Engine options left at ``None`` take the engine's defaults (the demo model on
+    llama.cpp, windows of 20, step 10). ``api_key`` is passed on for the ``openai`` backend only.
+    ``ranker=`` shares an existing ``ReasonRanker`` (not serializable; ``close`` leaves it open).
+    """
+
+    def __init__(
+        self,
+        *,
+        top_k: int | None = 10,
+        model: str | None = None,
+        backend: str | None = None,
+        window_size: int | None = None,
+        step: int | None = None,
+        max_passage_tokens: int | None = None,
+        reasoning_budget: int | None = None,
+        answer_budget: int | None = None,
+        backend_options: dict[str, Any] | None = None,
+        api_key: Secret | None = DEFAULT_API_KEY,
+        score_threshold: float | None = None,
+        keep_retrieval_score: bool = False,
+        ranker: ReasonRanker | None = None,
+    ) -> None:
+        check_top_k(top_k)
+        if backend is not None and not isinstance(backend, str):
+            raise TypeError(
+                "backend must be a backend name; wrap a Backend instance in ranker=ReasonRanker(...)"
+            )
+        self.top_k = top_k
+        self.options: dict[str, Any] = {
+            "model": model,
+            "backend": backend,
+            "window_size": window_size,
+            "step": step,
+            "max_passage_tokens": max_passage_tokens,
+            "reasoning_budget": reasoning_budget,
+            "answer_budget": answer_budget,
+            "backend_options": backend_options,
+        }
+        self.api_key = api_key
+        self.score_threshold = score_threshold
+        self.keep_retrieval_score = keep_retrieval_score
+        self._shared = ranker is not None
+        self._ranker = make_ranker(ranker, self.options) if ranker is not None else None
+
+    def warm_up(self) -> None:
+        """Load the engine (the model). Idempotent."""
+        if self._ranker is None:
+            self._ranker = make_ranker(None, self._engine_options())
+
+    def close(self) -> None:
+        """Free the engine this component built; a shared ``ranker=`` stays open."""
+        if self._ranker is not None and not self._shared:
+            self._ranker.close()
+            self._ranker = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self._shared:
+            raise ValueError(
+                "a ReasonRankRanker built with ranker= cannot be serialized; pass engine options"
+            )
+        return default_to_dict(
+            self,
+            top_k=self.top_k,
+            **self.options,
+            api_key=self.api_key.to_dict() if self.api_key else None,
+            score_threshold=self.score_threshold,
+            keep_retrieval_score=self.keep_retrieval_score,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReasonRankRanker:
+        deserialize_secrets_inplace(data["init_parameters"], keys=["api_key"])
+        return default_from_dict(cls, data)
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self, query: str, documents: list[Document], top_k: int | None = None
+    ) -> dict[str, list[Document]]:
+        """Rerank ``documents`` for ``query``; ``top_k`` overrides the component's."""
+        top_k, docs = self._prepare(documents, top_k)
+        if not docs:
+            return {"documents": []}
+        self.warm_up()
+        hits = rerank(self._ranker, query, _passages(docs), top_k, self.score_threshold)
+        return {"documents": self._documents(docs, hits)}
+
+    @component.output_types(documents=list[Document])
+    async def run_async(
+        self, query: str, documents: list[Document], top_k: int | None = None
+    ) -> dict[str, list[Document]]:
+        """:meth:`run` on the engine's native async path."""
+        top_k, docs = self._prepare(documents, top_k)
+        if not docs:
+            return {"documents": []}
+        if self._ranker is None:
+            await asyncio.to_thread(self.warm_up)  # loading the model must not block the event loop
+        hits = await arerank(self._ranker, query, _passages(docs), top_k, self.score_threshold)
+        return {"documents": self._documents(docs, hits)}
+
+    def _engine_options(self) -> dict[str, Any]:
+        """The engine options, with the API key resolved when the backend is a server."""
+        options = dict(self.options)
+        extra = dict(options["backend_options"] or {})
+        key = self.api_key.resolve_value() if self.api_key else None
+        if (
+            key
+            and resolve_backend(options["model"] or "demo", options["backend"] or "auto", **extra) == "openai"
+        ):
+            options["backend_options"] = {**extra, "api_key": key}
+        return options
+
+    def _prepare(self, documents: list[Document], top_k: int | None) -> tuple[int | None, list[Document]]:
+        check_top_k(top_k)
+        return (self.top_k if top_k is None else top_k), _dedupe(documents)
+
+    def _documents(self, docs: list[Document], hits: list[RankedPassage]) -> list[Document]:
+        return [
+            dataclasses.replace(
+                docs[h.index],
+                score=h.score,
+                meta=annotate(
+                    docs[h.index].meta,
+                    h,
+                    keep_retrieval_score=self.keep_retrieval_score,
+                    retrieval_score=docs[h.index].score,
+                ),
+            )
+            for h in hits
+        ]
+
+
+def _dedupe(documents: list[Document]) -> list[Document]:
+    """One document per id (the highest-scoring), in order of first appearance."""
+    best: dict[str, Document] = {}
+    for doc in documents:
+        kept = best.get(doc.id)
+        if kept is None or (doc.score is not None and (kept.score is None or doc.score > kept.score)):
+            best[doc.id] = doc
+    return list(best.values())
+
+
+def _passages(docs: list[Document]) -> list[Passage]:
+    return [Passage(doc.content or "", id=doc.id) for doc in docs]

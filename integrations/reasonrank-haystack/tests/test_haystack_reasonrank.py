@@ -1,0 +1,256 @@
+"""ReasonRankRanker in a real Haystack pipeline (InMemoryBM25Retriever -> ranker), offline."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import ClassVar
+from unittest.mock import AsyncMock
+
+import pytest
+from haystack import Document, Pipeline
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack.utils import Secret
+from haystack_integrations.components.rankers.reasonrank import ReasonRankRanker
+
+from reasonrank_plugins import ReasonRanker, adapters
+from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
+from reasonrank_plugins.backends import BACKENDS
+from reasonrank_plugins.testing import ScriptedBackend
+
+DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
+NOVELEVAL = DATA / "noveleval"
+QUERY_IDS = ("0", "1", "2", "3", "4")
+RETRIEVED = 6
+
+
+def word_count(query: str, content: str) -> float:
+    """The scripted model prefers longer passages (unchanged by the prompt's text cleaning)."""
+    return len(content.split())
+
+
+class WordCountBackend(ScriptedBackend):
+    """A scripted backend that ``load_backend`` can build by name, so pipelines serialize."""
+
+    instances: ClassVar[list[WordCountBackend]] = []
+
+    def __init__(self, model: str, **options: object) -> None:
+        super().__init__(score=word_count, model_name=model)
+        self.options = options
+        WordCountBackend.instances.append(self)
+
+
+@pytest.fixture(autouse=True)
+def scripted_backend_name(monkeypatch):
+    """Register ``backend="scripted"`` for the engine's loader (undone after each test)."""
+    monkeypatch.setitem(BACKENDS, "scripted", f"{__name__}:WordCountBackend")
+    monkeypatch.setattr(WordCountBackend, "instances", [])
+
+
+@pytest.fixture(scope="module")
+def queries() -> dict[str, str]:
+    rows = [json.loads(line) for line in (NOVELEVAL / "queries.jsonl").open()]
+    return {r["_id"]: r["text"] for r in rows if r["_id"] in QUERY_IDS}
+
+
+@pytest.fixture(scope="module")
+def store() -> InMemoryDocumentStore:
+    docs = []
+    for line in (NOVELEVAL / "corpus.jsonl").open():
+        row = json.loads(line)
+        if row["_id"].split("-")[0] in QUERY_IDS:
+            docs.append(Document(id=row["_id"], content=row["text"], meta={"source": "noveleval"}))
+    store = InMemoryDocumentStore()
+    store.write_documents(docs)
+    return store
+
+
+def pipeline(store: InMemoryDocumentStore, ranker: ReasonRankRanker, top_k: int = RETRIEVED) -> Pipeline:
+    pipe = Pipeline()
+    pipe.add_component("retriever", InMemoryBM25Retriever(store, top_k=top_k))
+    pipe.add_component("ranker", ranker)
+    pipe.connect("retriever.documents", "ranker.documents")
+    return pipe
+
+
+def inputs(query: str) -> dict:
+    return {"retriever": {"query": query}, "ranker": {"query": query}}
+
+
+def expected(store: InMemoryDocumentStore, query: str) -> list[Document]:
+    """What the retriever returns, reordered by the scripted model's score."""
+    retrieved = InMemoryBM25Retriever(store, top_k=RETRIEVED).run(query)["documents"]
+    return sorted(retrieved, key=lambda d: -word_count(query, d.content))
+
+
+def check(got: list[Document], want: list[Document], top_k: int) -> None:
+    assert [d.id for d in got] == [d.id for d in want[:top_k]]
+    assert [d.score for d in got] == [(RETRIEVED - r) / RETRIEVED for r in range(top_k)]
+    for doc, old in zip(got, want):
+        assert doc.content == old.content and doc.meta["source"] == "noveleval"
+        assert doc.meta[REASONING_KEY] == f"ranked {RETRIEVED} passages by score"
+        assert doc.meta[RETRIEVAL_SCORE_KEY] == pytest.approx(old.score)
+
+
+def test_pipeline_reranks_in_scripted_order(store, queries):
+    ranker = ReasonRankRanker(top_k=4, backend="scripted", model="word-count", keep_retrieval_score=True)
+    pipe = pipeline(store, ranker)
+    want = expected(store, queries["0"])
+    assert [d.id for d in want] != [d.id for d in sorted(want, key=lambda d: -d.score)]
+
+    got = pipe.run(inputs(queries["0"]))["ranker"]["documents"]
+
+    check(got, want, top_k=4)
+    (backend,) = WordCountBackend.instances
+    assert len(backend.requests) == 1
+
+
+async def test_run_async_uses_the_native_async_path(store, queries, monkeypatch):
+    ranker = ReasonRankRanker(top_k=3, backend="scripted", model="word-count", keep_retrieval_score=True)
+    ranker.warm_up()
+    spy = AsyncMock(wraps=ranker._ranker.arerank)
+    monkeypatch.setattr(ranker._ranker, "arerank", spy)
+    monkeypatch.setattr(ranker._ranker, "rerank", _no_sync_path)
+
+    result = await pipeline(store, ranker).run_async(inputs(queries["1"]))
+
+    check(result["ranker"]["documents"], expected(store, queries["1"]), top_k=3)
+    spy.assert_awaited_once()
+
+
+def _no_sync_path(*args, **kwargs):
+    raise AssertionError("the async path must not fall back to the sync rerank")
+
+
+def test_pipeline_dumps_and_loads(store, queries):
+    ranker = ReasonRankRanker(top_k=2, backend="scripted", model="word-count", window_size=8, step=4)
+    pipe = pipeline(store, ranker)
+    first = pipe.run(inputs(queries["2"]))["ranker"]["documents"]
+
+    text = pipe.dumps()
+    restored = Pipeline.loads(text)
+
+    assert "haystack_integrations.components.rankers.reasonrank.ranker.ReasonRankRanker" in text
+    loaded = restored.get_component("ranker")
+    assert loaded.options == ranker.options and loaded.top_k == 2
+    again = restored.run(inputs(queries["2"]))["ranker"]["documents"]
+    assert [(d.id, d.score) for d in again] == [(d.id, d.score) for d in first]
+    assert [b.model_name for b in WordCountBackend.instances] == ["word-count", "word-count"]
+    assert loaded._ranker.config.window_size == 8
+
+
+async def test_engine_is_built_once_across_five_queries(store, queries):
+    ranker = ReasonRankRanker(top_k=3, backend="scripted", model="word-count")
+    pipe = pipeline(store, ranker)
+    ranker.warm_up()
+    ranker.warm_up()
+
+    for qid in QUERY_IDS[:3]:
+        pipe.run(inputs(queries[qid]))
+    for qid in QUERY_IDS[3:]:
+        await pipe.run_async(inputs(queries[qid]))
+
+    (backend,) = WordCountBackend.instances
+    assert len(backend.requests) == 5
+
+
+def test_warm_up_is_idempotent_and_close_frees_the_engine(queries):
+    ranker = ReasonRankRanker(backend="scripted", model="word-count")
+    ranker.warm_up()
+    engine = ranker._ranker
+    ranker.warm_up()
+    assert ranker._ranker is engine and len(WordCountBackend.instances) == 1
+
+    ranker.close()
+    assert WordCountBackend.instances[0].closed and ranker._ranker is None
+    ranker.close()
+    docs = ranker.run(queries["0"], [Document(content="a b c"), Document(content="a b")])["documents"]
+    assert [d.content for d in docs] == ["a b c", "a b"] and len(WordCountBackend.instances) == 2
+
+
+def test_dedupe_top_k_threshold_and_empty_content():
+    ranker = ReasonRankRanker(top_k=None, backend="scripted", model="word-count")
+    assert ranker.run("q", [])["documents"] == []
+    assert WordCountBackend.instances == []  # nothing to rank: the model is not even loaded
+    docs = [
+        Document(id="blank", content="", meta={"k": 1}, score=0.9),
+        Document(id="short", content="a short one", score=0.5),
+        Document(id="long", content="a much longer passage here", score=0.1),
+        Document(id="short", content="a short one", score=0.7),
+    ]
+
+    out = ranker.run("q", docs)["documents"]
+
+    assert [d.id for d in out] == ["long", "short", "blank"]
+    assert [d.score for d in out] == [1.0, 2 / 3, 1 / 3]
+    assert out[-1].meta == {"k": 1, NOTE_KEY: "empty content: ranked last without the model"}
+    assert docs[0].score == 0.9 and docs[0].meta == {"k": 1}  # input untouched
+    assert [d.id for d in ranker.run("q", docs, top_k=1)["documents"]] == ["long"]
+    thresholded = ReasonRankRanker(backend="scripted", model="word-count", score_threshold=0.5)
+    thresholded = thresholded.run("q", docs)["documents"]
+    assert [d.id for d in thresholded] == ["long", "short"]
+    (single,) = ranker.run("q", docs[1:2])["documents"]
+    assert single.score == 1.0 and single.meta[NOTE_KEY] == adapters.SINGLE_NOTE
+    assert sum(len(b.requests) for b in WordCountBackend.instances) == 3
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="top_k"):
+            ranker.run("q", docs, top_k=bad)
+        with pytest.raises(ValueError, match="top_k"):
+            ReasonRankRanker(top_k=bad)
+
+
+def test_api_key_secret_is_serialized_and_reaches_server_backends_only(monkeypatch):
+    monkeypatch.setenv("REASONRANK_API_KEY", "sk-test")
+    monkeypatch.setitem(BACKENDS, "openai", f"{__name__}:WordCountBackend")
+    server = ReasonRankRanker(backend="openai", model="served", backend_options={"base_url": "http://x/v1"})
+    data = server.to_dict()
+    assert data["init_parameters"]["api_key"] == {
+        "type": "env_var",
+        "env_vars": ["REASONRANK_API_KEY", "OPENAI_API_KEY"],
+        "strict": False,
+    }
+    restored = ReasonRankRanker.from_dict(data)
+    assert isinstance(restored.api_key, Secret)
+    restored.warm_up()
+    ReasonRankRanker(backend="scripted", model="word-count").warm_up()
+
+    server_backend, local_backend = WordCountBackend.instances
+    assert server_backend.options == {"base_url": "http://x/v1", "api_key": "sk-test"}
+    assert local_backend.options == {}
+    with pytest.raises(ValueError):
+        ReasonRankRanker(api_key=Secret.from_token("sk-inline")).to_dict()  # tokens are never written out
+
+
+def test_shared_ranker_and_bad_options():
+    shared = ReasonRanker(backend=ScriptedBackend())
+    component = ReasonRankRanker(ranker=shared)
+    component.warm_up()
+    assert component._ranker is shared
+    component.close()
+    assert shared.rerank("q", ["a", "b"]).order  # a shared engine stays open
+    with pytest.raises(ValueError, match="not both"):
+        ReasonRankRanker(ranker=shared, window_size=10)
+    with pytest.raises(ValueError, match="serialized"):
+        component.to_dict()
+
+
+@pytest.fixture(scope="module")
+def demo_ranker():
+    with ReasonRanker(model="demo", max_passage_tokens=64, reasoning_budget=128) as ranker:
+        yield ranker
+
+
+@pytest.mark.slow
+def test_demo_model_reranks_the_retrieved_set(store, queries, demo_ranker):
+    pipe = pipeline(store, ReasonRankRanker(top_k=None, ranker=demo_ranker), top_k=5)
+    retrieved = InMemoryBM25Retriever(store, top_k=5).run(queries["2"])["documents"]
+
+    docs = pipe.run(inputs(queries["2"]))["ranker"]["documents"]
+
+    assert sorted(d.id for d in docs) == sorted(d.id for d in retrieved)
+    scores = [d.score for d in docs]
+    assert all(isinstance(s, float) for s in scores) and scores == sorted(scores, reverse=True)
+    assert len(set(scores)) == len(scores)
+    assert all(d.meta[REASONING_KEY].strip() for d in docs)
