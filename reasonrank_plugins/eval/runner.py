@@ -88,6 +88,7 @@ def record_of(qid: str, candidates: list[str], result: RerankResult) -> dict[str
                 "seconds": w.seconds,
                 "reasoning": w.reasoning,
                 "answer": w.answer,
+                "output": w.output,
             }
             for w in result.windows
         ],
