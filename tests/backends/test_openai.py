@@ -1,0 +1,528 @@
+"""The openai backend and its replica dispatch.
+
+Fast tests use the replica pool with in-process fakes, or small scripted OpenAI-compatible servers
+(uvicorn in a thread, answers known in advance). Slow tests run llama-cpp-python's real server on
+the demo GGUF on 127.0.0.1, kill it and restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from reasonrank_plugins import ReasonRanker
+from reasonrank_plugins.backends.base import GenerationRequest
+from reasonrank_plugins.backends.openai import OpenAIBackend
+from reasonrank_plugins.backends.replicas import NoHealthyReplica, ReplicaPool
+from reasonrank_plugins.testing import ScriptedBackend, make_qwen25_tokenizer
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def number_score(query: str, content: str) -> float:
+    """Passages are 'passage <k> ...': a higher k ranks higher."""
+    return float(content.split()[1])
+
+
+def numbered(n: int, offset: int = 0) -> list[str]:
+    return [f"passage {(7 * i + offset) % n} about topic {i}" for i in range(n)]
+
+
+def expected_orders(items: list[tuple[str, list[str]]], **config) -> list[list[int]]:
+    with ReasonRanker(backend=ScriptedBackend(score=number_score), **config) as ranker:
+        return [r.order for r in ranker.rerank_many(items)]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+# -- the pool on its own -----------------------------------------------------------------------
+def make_pool(urls: list[str], probe_ok: dict[str, bool] | None = None, **options) -> ReplicaPool[str]:
+    health = probe_ok if probe_ok is not None else {}
+
+    async def probe(client: str) -> bool:
+        return health.get(client, True)
+
+    return ReplicaPool(urls, lambda url: url, probe, retryable=(ConnectionError,), **options)
+
+
+async def test_pool_routes_to_least_outstanding_and_caps_concurrency():
+    pool = make_pool(["a", "b", "c"], max_concurrency=2)
+    gates: dict[str, asyncio.Event] = {url: asyncio.Event() for url in "abc"}
+    running: dict[str, int] = {url: 0 for url in "abc"}
+    peak: dict[str, int] = {url: 0 for url in "abc"}
+
+    async def call(client: str) -> str:
+        running[client] += 1
+        peak[client] = max(peak[client], running[client])
+        await gates[client].wait()
+        running[client] -= 1
+        return client
+
+    first = [asyncio.create_task(pool.run(call)) for _ in range(6)]
+    await asyncio.sleep(0.05)
+    assert [r.outstanding for r in pool.replicas] == [2, 2, 2]  # spread evenly
+    gates["b"].set()
+    await asyncio.sleep(0.05)
+    assert [r.outstanding for r in pool.replicas] == [2, 0, 2]
+    gates["b"].clear()
+    extra = [asyncio.create_task(pool.run(call)) for _ in range(3)]  # b, b, then a (used least of a, c)
+    await asyncio.sleep(0.05)
+    assert [r.outstanding for r in pool.replicas] == [3, 2, 2]
+    for gate in gates.values():
+        gate.set()
+    results = await asyncio.gather(*first, *extra)
+    assert {url: results.count(url) for url in "abc"} == {"a": 3, "b": 4, "c": 2}
+    assert peak == {"a": 2, "b": 2, "c": 2}  # max_concurrency per replica held
+    assert sum(r.served for r in pool.replicas) == 9
+
+
+async def test_pool_fails_over_marks_unhealthy_and_reprobes():
+    health = {"a": True, "b": True}
+    pool = make_pool(["a", "b"], health, probe_interval=0.05)
+
+    async def call(client: str) -> str:
+        if not health[client]:
+            raise ConnectionError(f"{client} is down")
+        return client
+
+    assert await asyncio.gather(*(pool.run(call) for _ in range(2))) == ["a", "b"]
+    health["a"] = False  # dies: its windows go to b
+    assert await asyncio.gather(*(pool.run(call) for _ in range(4))) == ["b"] * 4
+    a, b = pool.replicas
+    assert not a.healthy and a.failures == 1 and a.served == 1 and b.served == 5
+    await asyncio.sleep(0.1)
+    await pool.run(call)  # the re-probe fails: a stays out
+    await asyncio.sleep(0.01)
+    assert not a.healthy and a.failures == 1
+    health["a"] = True  # back: the next probe brings it in
+    await asyncio.sleep(0.1)
+    await pool.run(call)
+    await asyncio.sleep(0.01)
+    assert a.healthy
+    assert await pool.run(call) == "a"  # used least: it takes the next call
+
+
+async def test_pool_waits_for_a_replica_then_gives_up():
+    health = {"a": False}
+    pool = make_pool(["a"], health, probe_interval=0.05, failover_timeout=0.5)
+
+    async def call(client: str) -> str:
+        return client
+
+    began = time.monotonic()
+    with pytest.raises(NoHealthyReplica, match="no healthy replica"):
+        await pool.run(call)
+    assert 0.45 < time.monotonic() - began < 3
+    task = asyncio.create_task(pool.run(call))  # comes back while a call waits
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    health["a"] = True
+    assert await asyncio.wait_for(task, 2) == "a"
+
+
+async def test_pool_raises_request_errors_without_failover():
+    pool = make_pool(["a", "b"])
+
+    async def call(client: str) -> str:
+        raise ValueError("bad request")
+
+    with pytest.raises(ValueError, match="bad request"):
+        await pool.run(call)
+    assert all(r.healthy for r in pool.replicas)
+    assert sum(r.assigned for r in pool.replicas) == 1
+
+
+# -- scripted OpenAI-compatible servers ----------------------------------------------------------
+class FakeServer:
+    """An OpenAI-compatible chat server on 127.0.0.1 whose answers come from ``ScriptedBackend``
+    (each window ranked by ``number_score``). ``kill()`` stops it with requests in flight."""
+
+    def __init__(self, latency: float = 0.0, reasoning_field: str | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.latency = latency
+        self.reasoning_field = reasoning_field
+        self.error_status: int | None = None
+        self.bodies: list[dict] = []
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    def _app(self):
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        script = ScriptedBackend(score=number_score, latency=self.latency)
+
+        async def models(request):
+            return JSONResponse({"object": "list", "data": [{"id": "fake-ranker", "object": "model"}]})
+
+        async def chat(request):
+            body = await request.json()
+            self.bodies.append(body)
+            if self.error_status:
+                return JSONResponse({"error": {"message": "scripted error"}}, status_code=self.error_status)
+            messages, prefix = body["messages"], ""
+            if messages[-1]["role"] == "assistant" and body.get("continue_final_message"):
+                prefix, messages = messages[-1]["content"], messages[:-1]
+            gen = await script.generate(
+                GenerationRequest(messages, body["max_tokens"], prefix, tuple(body.get("stop") or ()))
+            )
+            message = {"role": "assistant", "content": gen.text}
+            if self.reasoning_field and not prefix:
+                reasoning, _, answer = gen.text.removeprefix("<think>").partition("</think>")
+                message = {"role": "assistant", "content": answer.strip(), self.reasoning_field: reasoning}
+            usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens}
+            usage["total_tokens"] = sum(usage.values())
+            return JSONResponse(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": gen.finish_reason}],
+                    "usage": usage,
+                }
+            )
+
+        return Starlette(
+            routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])]
+        )
+
+    def start(self) -> FakeServer:
+        import uvicorn
+
+        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="critical")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._server.started, 10, "the fake server")
+        return self
+
+    def kill(self) -> None:
+        self._server.should_exit = self._server.force_exit = True
+        self._thread.join(10)
+
+
+@pytest.fixture
+def fake_servers():
+    servers: list[FakeServer] = []
+
+    def make(**options) -> FakeServer:
+        servers.append(FakeServer(**options).start())
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        if server._thread.is_alive():
+            server.kill()
+
+
+def test_rerank_through_scripted_server_maps_reasoning_and_tokens(fake_servers):
+    server = fake_servers(reasoning_field="reasoning_content")
+    items = [("q", numbered(5))]
+    with ReasonRanker(base_url=server.url) as ranker:  # default model: ask the server which it serves
+        result = ranker.rerank(*items[0])
+        assert ranker.backend.model_name == "fake-ranker"
+    assert result.order == expected_orders(items)[0]
+    assert [number_score("q", items[0][1][i]) for i in result.order] == [4, 3, 2, 1, 0]
+    (window,) = result.windows
+    assert window.reasoning == "ranked 5 passages by score" and str(window.status) == "ok"
+    assert window.prompt_tokens > 0 and window.completion_tokens > 0 and not window.forced
+    body = server.bodies[-1]
+    assert body["temperature"] == 0.0 and body["model"] == "fake-ranker"
+
+
+def test_forced_answer_continues_the_assistant_turn_on_chat(fake_servers):
+    server = fake_servers()
+    items = [("q", numbered(4))]
+    with ReasonRanker(model="fake-ranker", base_url=server.url, reasoning_budget=2) as ranker:
+        assert ranker.backend.forced_answer == "chat"  # no tokenizer known
+        result = ranker.rerank(*items[0])
+    assert result.forced == 1 and result.order == expected_orders(items)[0]
+    main, forced = server.bodies
+    assert main["max_tokens"] == 2 and "continue_final_message" not in main
+    assert forced["continue_final_message"] is True and forced["add_generation_prompt"] is False
+    assert forced["messages"][:2] == main["messages"]
+    assert forced["messages"][2] == {"role": "assistant", "content": "<think>ranked 4</think>\n<answer>"}
+    assert forced["stop"] == ["</answer>"]
+    assert "<answer>" in result.windows[0].output and result.windows[0].output.endswith("</answer>")
+
+
+def test_client_errors_are_raised_not_failed_over(fake_servers):
+    bad, good = fake_servers(), fake_servers()
+    bad.error_status = 400
+    backend = OpenAIBackend("fake-ranker", base_url=[bad.url, good.url])
+    request = GenerationRequest([{"role": "user", "content": "hi"}], max_tokens=4)
+    with pytest.raises(openai.BadRequestError):
+        asyncio.run(backend.generate(request))  # the first call goes to the first replica
+    assert all(r.healthy for r in backend.replicas) and len(bad.bodies) == 1 and not good.bodies
+    backend.close()
+
+
+def test_failover_when_a_replica_dies_mid_run_and_rejoin(fake_servers):
+    a, b = fake_servers(latency=0.15), fake_servers(latency=0.15)
+    items = [(f"q{k}", numbered(3 + k % 3, offset=k)) for k in range(12)]
+    with ReasonRanker(
+        model="fake-ranker", base_url=[a.url, b.url], max_concurrency=2, probe_interval=0.2
+    ) as ranker:
+        ra, rb = ranker.backend.replicas
+        killer = threading.Thread(target=lambda: (wait_until(lambda: rb.served >= 1, 30, "b"), b.kill()))
+        killer.start()
+        results = ranker.rerank_many(items)
+        killer.join()
+        assert [r.order for r in results] == expected_orders(items)
+        assert all(len(r.windows) == 1 for r in results)
+        assert not rb.healthy and rb.failures >= 1 and ra.served + rb.served == 12
+        assert ra.assigned + rb.assigned > 12  # the windows that were on b went again to a
+        b.start()  # same port: the next probe brings it back
+        time.sleep(0.3)
+        again = ranker.rerank_many(items[:4])
+        assert [r.order for r in again] == expected_orders(items[:4])
+        assert rb.healthy
+
+
+def test_single_server_down_at_start_is_waited_for(fake_servers):
+    server = FakeServer()
+    backend = OpenAIBackend("fake-ranker", base_url=server.url, probe_interval=0.1, failover_timeout=20)
+    with ReasonRanker(backend=backend) as ranker:
+        threading.Timer(0.5, server.start).start()
+        result = ranker.rerank("q", numbered(3))
+    server.kill()
+    assert result.order == expected_orders([("q", numbered(3))])[0]
+    assert backend.replicas[0].served == 1 and backend.replicas[0].assigned == 1
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="base_url"):
+        OpenAIBackend("m", base_url="localhost:8000")
+    with pytest.raises(ValueError, match="base_url"):
+        OpenAIBackend("m", base_url=[])
+    with pytest.raises(ValueError, match="distinct"):
+        OpenAIBackend("m", base_url=["http://h/v1", "http://h/v1"])
+    with pytest.raises(ValueError, match="tokenizer="):
+        OpenAIBackend("m", base_url="http://h/v1", forced_answer="completions")
+
+
+# -- tokenizer: truncation and local rendering ----------------------------------------------------
+@pytest.fixture(scope="module")
+def qwen_tokenizer_dir(tmp_path_factory) -> Path:
+    return make_qwen25_tokenizer(tmp_path_factory.mktemp("qwen25-tokenizer"))
+
+
+def test_truncate_with_tokenizer_is_exact(qwen_tokenizer_dir):
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", tokenizer=str(qwen_tokenizer_dir))
+    assert backend.forced_answer == "completions"
+    text = "Okapi BM25 ranks documents by term frequency saturation and length normalisation. " * 5
+    cut = backend.truncate(text, 12)
+    assert len(backend.tokenizer.encode(cut, add_special_tokens=False)) == 12 and text.startswith(cut)
+    assert backend.truncate("short text", 12) == "short text"
+
+
+def test_truncate_without_tokenizer_estimates_and_warns_once(caplog, monkeypatch):
+    monkeypatch.setattr("reasonrank_plugins.backends.openai._warned_truncation", False)
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")
+    text = "word " * 200
+    with caplog.at_level(logging.WARNING, logger="reasonrank_plugins.backends.openai"):
+        cuts = [backend.truncate(text, 10) for _ in range(3)]
+    assert cuts[0] == ("word " * 8).strip() and len(cuts[0]) <= 40
+    assert sum("without tokenizer" in m for m in caplog.messages) == 1
+
+
+def test_render_matches_the_chat_template_then_prefix(qwen_tokenizer_dir):
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", tokenizer=str(qwen_tokenizer_dir))
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    prompt = backend.render(GenerationRequest(messages, 8, prefix="<think>x</think>\n<answer>"))
+    assert prompt == (
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+        "<think>x</think>\n<answer>"
+    )
+
+
+# -- llama-cpp-python's real server on the demo model ---------------------------------------------
+class LlamaServer:
+    """``python -m llama_cpp.server`` on the demo GGUF at a fixed port on 127.0.0.1."""
+
+    def __init__(self, model: Path, log: Path) -> None:
+        self.model, self.log = model, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> LlamaServer:
+        args = ["--model", str(self.model), "--host", "127.0.0.1", "--port", str(self.port)]
+        args += ["--n_ctx", "4096", "--n_threads", "2"]
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", *args], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"llama_cpp.server not up after {timeout}s")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def dl19_window(depth: int = 4, qid_index: int = 0) -> tuple[str, list[str]]:
+    """A DL19 query and the text of its BM25 top-``depth`` passages."""
+    root = DATA / "dl19"
+    query = json.loads((root / "queries.jsonl").read_text().splitlines()[qid_index])
+    run = [line.split() for line in (root / "run.bm25.trec").read_text().splitlines()]
+    docids = [row[2] for row in run if row[0] == query["_id"]][:depth]
+    texts = {}
+    with (root / "corpus.jsonl").open() as f:
+        for line in f:
+            record = json.loads(line)
+            if record["_id"] in docids:
+                texts[record["_id"]] = record["text"]
+    return query["text"], [texts[d] for d in docids]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    from reasonrank_plugins.demo_model import demo_model_path
+
+    server = LlamaServer(demo_model_path(), tmp_path_factory.mktemp("llama-server") / "server.log")
+    yield server.start()
+    server.stop()
+
+
+def real_ranker(urls, tokenizer: Path, reasoning_budget: int = 96, **options) -> ReasonRanker:
+    return ReasonRanker(
+        base_url=urls,
+        tokenizer=str(tokenizer),
+        max_passage_tokens=40,
+        reasoning_budget=reasoning_budget,
+        timeout=600,
+        **options,
+    )
+
+
+def assert_complete(result, n: int) -> None:
+    """Every passage ranked, the one window generated for real."""
+    assert sorted(result.order) == list(range(n))
+    (window,) = result.windows
+    assert window.output and window.prompt_tokens > 0 and window.completion_tokens > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_real_server_end_to_end_window(llama_server, qwen_tokenizer_dir):
+    query, passages = dl19_window(3)
+    with real_ranker(llama_server.url, qwen_tokenizer_dir, reasoning_budget=128) as ranker:
+        result = ranker.rerank(query, passages)
+        assert ranker.backend.model_name.endswith(".gguf")  # the id the server reports
+    assert_complete(result, 3)
+    (window,) = result.windows
+    assert str(window.status) in ("ok", "repaired"), window.output
+    assert window.indices == [0, 1, 2] and "[" in window.answer
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_real_server_forced_answer(llama_server, qwen_tokenizer_dir):
+    query, passages = dl19_window(4)
+    with real_ranker(llama_server.url, qwen_tokenizer_dir, reasoning_budget=12) as ranker:
+        result = ranker.rerank(query, passages)
+    (window,) = result.windows
+    assert window.forced and result.forced == 1
+    assert "<answer>" in window.output and "[" in window.answer  # the continuation wrote ids
+    assert str(window.status) in ("ok", "repaired"), window.output
+    assert_complete(result, 4)
+    assert window.completion_tokens > 12  # the budget, then the forced answer's tokens
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_real_server_killed_and_restarted_mid_run(llama_server, qwen_tokenizer_dir):
+    items = [dl19_window(3, qid_index=k) for k in range(3)]
+    model = str(llama_server.model)  # named: no /v1/models call counts as served
+    with real_ranker(llama_server.url, qwen_tokenizer_dir, 48, model=model, probe_interval=1.0) as ranker:
+        (replica,) = ranker.backend.replicas
+
+        def crash_and_restart() -> None:
+            wait_until(lambda: replica.served >= 1, 600, "the first window")  # others are in flight
+            llama_server.kill()
+            llama_server.start()
+
+        restarter = threading.Thread(target=crash_and_restart)
+        restarter.start()
+        results = ranker.rerank_many(items)
+        restarter.join()
+    for result in results:
+        assert_complete(result, 3)
+    requests = sum(1 + w.forced for r in results for w in r.windows)  # main calls and forced answers
+    assert replica.failures >= 1 and replica.healthy  # windows were hit by the crash ...
+    assert replica.served == requests < replica.assigned  # ... and sent again after the restart
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_real_servers_one_killed_mid_run(llama_server, qwen_tokenizer_dir, tmp_path):
+    from reasonrank_plugins.demo_model import demo_model_path
+
+    second = LlamaServer(demo_model_path(), tmp_path / "second.log").start()
+    items = [dl19_window(3, qid_index=k) for k in range(4)]
+    try:
+        urls = [llama_server.url, second.url]
+        with real_ranker(urls, qwen_tokenizer_dir, 48, model=str(llama_server.model)) as ranker:
+            first, dying = ranker.backend.replicas
+
+            def crash() -> None:  # while the second server works on its windows
+                wait_until(lambda: dying.outstanding >= 1, 600, "a window on the second server")
+                time.sleep(2)
+                second.kill()
+
+            killer = threading.Thread(target=crash)
+            killer.start()
+            results = ranker.rerank_many(items)
+            killer.join()
+    finally:
+        second.stop()
+    for result in results:
+        assert_complete(result, 3)
+    requests = sum(1 + w.forced for r in results for w in r.windows)  # main calls and forced answers
+    assert not dying.healthy and dying.failures >= 1
+    assert first.served + dying.served == requests < first.assigned + dying.assigned  # some were redone
