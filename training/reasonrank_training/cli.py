@@ -53,7 +53,7 @@ def synth(
     limit: Optional[int] = typer.Option(None, help="At most this many queries."),
     prompt: str = typer.Option("rankgpt", help="Listwise prompt: rankgpt (multi-turn) or reasonrank (core)."),
     window_size: int = 20,
-    step: int = 10,
+    step: Optional[int] = typer.Option(None, help="Window step (default: half a window)."),
     all_windows: bool = typer.Option(False, help="Every sliding window, not only the top one."),
     samples: int = typer.Option(1, help="Listwise samples a window."),
     temperature: float = 0.0,
@@ -159,7 +159,8 @@ def grpo(
     learning_rate: Optional[float] = None,
     max_steps: Optional[int] = None,
     num_generations: Optional[int] = None,
-    batch_size: Optional[int] = None,
+    batch_size: Optional[int] = typer.Option(None, help="Completions per device and step."),
+    grad_accum: Optional[int] = None,
     max_completion_length: Optional[int] = None,
     use_vllm: Optional[bool] = typer.Option(None, "--use-vllm/--no-vllm"),
     vllm_mode: Optional[str] = typer.Option(None, help="colocate or server (trl vllm-serve)."),
@@ -172,7 +173,7 @@ def grpo(
         max_passage_tokens=max_passage_tokens, ndcg_weight=ndcg_weight, recall_weight=recall_weight,
         rbo_weight=rbo_weight, learning_rate=learning_rate, max_steps=max_steps,
         num_generations=num_generations, per_device_train_batch_size=batch_size,
-        max_completion_length=max_completion_length, use_vllm=use_vllm, vllm_mode=vllm_mode,
+        gradient_accumulation_steps=grad_accum, max_completion_length=max_completion_length, use_vllm=use_vllm, vllm_mode=vllm_mode,
     )
     typer.echo(json.dumps(asdict(result)))
 
@@ -220,3 +221,7 @@ def evaluate(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # ``accelerate launch -m reasonrank_training.cli ...``
+    main()

@@ -121,7 +121,7 @@ def load_records(path: str | Path, *, depth: int | None = None, dataset: str | N
     """JSONL records ``{qid, query, candidates: [{docid, text, title?}], answer?, dataset?}``."""
     items = []
     for row in read_jsonl(path):
-        candidates = [{"docid": str(c["docid"]), **c} for c in row["candidates"]][:depth]
+        candidates = [{**c, "docid": str(c["docid"])} for c in row["candidates"]][:depth]
         items.append(
             QueryItem(
                 str(row["qid"]), row["query"], candidates, row.get("answer"),

@@ -36,12 +36,12 @@ SFT_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 GRPO_PRESETS: dict[str, dict[str, Any]] = {
-    # 16 prompts x 8 rollouts = 128 completions a step on one process; with N processes divide
-    # gradient_accumulation_steps by N (TRL counts completions, not prompts).
+    # 8 processes x 8 completions x 2 accumulation = 128 = 16 prompts x 8 rollouts a step (TRL
+    # counts completions); with another number of processes adjust --grad-accum to match.
     "7b": {
         "num_generations": 8,
         "per_device_train_batch_size": 8,
-        "gradient_accumulation_steps": 16,
+        "gradient_accumulation_steps": 2,
         "beta": 0.001,
         "temperature": 1.0,
         "learning_rate": 1e-6,

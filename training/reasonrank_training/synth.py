@@ -97,7 +97,7 @@ def relevant_ids(content: str, n: int) -> list[int]:
 class SynthConfig:
     prompt: PromptStyle = "rankgpt"
     window_size: int = 20
-    step: int = 10
+    step: int | None = None  # default: half a window
     first_window_only: bool = True
     samples: int = 1  # listwise samples per window (self-distillation samples several)
     temperature: float = 0.0
@@ -109,7 +109,7 @@ class SynthConfig:
 
 
 def _windows(items: list[QueryItem], config: SynthConfig) -> list[Window]:
-    all_windows = list(windows(items, config.window_size, config.step))
+    all_windows = list(windows(items, config.window_size, config.step or max(config.window_size // 2, 1)))
     if config.first_window_only:  # the top window of each query: the last one the engine ranks
         return [w for w in all_windows if w.start == 0]
     return all_windows

@@ -1,0 +1,139 @@
+"""Fast checks of the stages' pieces: inputs, teacher messages and replies, filter, examples."""
+
+import json
+
+import pytest
+
+from reasonrank_plugins.prompt import build_messages
+from reasonrank_plugins.testing import make_qwen25_tokenizer
+from reasonrank_training.data import QueryItem, load_beir, load_items, load_qrels, windows
+from reasonrank_training.examples import grpo_example, sft_example, target_text
+from reasonrank_training.filtering import filter_records
+from reasonrank_training.synth import pointwise_messages, rankgpt_messages, relevant_ids
+from reasonrank_training.teacher import RequestCache, split_reasoning
+
+
+def record(final_list, qid="q1", dataset="a", relevant=("d2",), reasoning="because"):
+    return {
+        "id": f"{qid}:0-3#0", "qid": qid, "query": "what is x", "dataset": dataset,
+        "candidates": [{"docid": d, "text": f"text of {d}", "title": ""} for d in ("d1", "d2", "d3")],
+        "initial_list": ["d1", "d2", "d3"], "relevant_docids": list(relevant),
+        "reasoning": reasoning, "final_list": final_list,
+    }
+
+
+def test_load_beir_keeps_run_order_and_depth(dl19):
+    items = load_beir(dl19, depth=5)
+    assert len(items) == 43 and all(len(i.candidates) == 5 for i in items)
+    first_run_line = (dl19 / "run.bm25.trec").read_text().splitlines()[0].split()
+    assert items[0].qid == first_run_line[0] and items[0].candidates[0]["docid"] == first_run_line[2]
+    assert items[0].dataset == "dl19"
+
+
+def test_load_records_jsonl(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    row = {"qid": 7, "query": "q", "answer": "a", "candidates": [{"docid": 1, "text": "t"}, {"docid": "2", "text": "u"}]}
+    path.write_text(json.dumps(row) + "\n")
+    (item,) = load_items(path, depth=1)
+    assert (item.qid, item.answer, item.dataset, item.candidates) == ("7", "a", "mine", [{"docid": "1", "text": "t"}])
+
+
+def test_windows_use_core_spans():
+    item = QueryItem("q", "x", [{"docid": str(i), "text": ""} for i in range(30)])
+    assert [(w.start, w.end) for w in windows([item], 20, 10)] == [(10, 30), (0, 20)]
+    (only,) = windows([QueryItem("q", "x", [{"docid": "a", "text": ""}])], 20, 10)
+    assert only.initial_list == ["a"]
+
+
+def test_qrels(dl19):
+    qrels = load_qrels(dl19 / "qrels.trec")
+    assert len(qrels) == 43 and max(max(v.values()) for v in qrels.values()) == 3
+
+
+def test_rankgpt_messages_are_multi_turn():
+    messages = rankgpt_messages("q?", ["alpha", "beta"])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert messages[3]["content"] == "[1] alpha" and messages[6]["content"] == "Received passage [2]."
+    assert "Rank the 2 passages" in messages[-1]["content"]
+
+
+def test_pointwise_messages_carry_the_answer_only_when_given():
+    assert "Reference answer: 42" in pointwise_messages("q", ["a"], "42")[1]["content"]
+    assert "Reference answer" not in pointwise_messages("q", ["a"], None)[1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "ids"),
+    [
+        ("[1] is off topic.\nRelevant: [3], [2], [3], [9]", [3, 2]),
+        ("Relevant: none", []),
+        ("I think [2] and [1]", [2, 1]),
+        ("relevant: [1]\n...\nRelevant: [2]", [2]),
+    ],
+)
+def test_relevant_ids(reply, ids):
+    assert relevant_ids(reply, 3) == ids
+
+
+def test_split_reasoning():
+    assert split_reasoning("<think> a\nb </think>\n[1] > [2]") == ("a\nb", "[1] > [2]")
+    assert split_reasoning("[1] > [2]", "from the field") == ("from the field", "[1] > [2]")
+    assert split_reasoning("<think>cut off") == ("cut off", "")
+    assert split_reasoning("[2] > [1]") == ("", "[2] > [1]")
+
+
+def test_request_cache_round_trip(tmp_path):
+    cache = RequestCache(tmp_path / "c.jsonl")
+    key = cache.key({"messages": [{"role": "user", "content": "x"}], "max_tokens": 5})
+    assert key != cache.key({"messages": [{"role": "user", "content": "x"}], "max_tokens": 6})
+    cache.put(key, {"content": "y"})
+    assert RequestCache(tmp_path / "c.jsonl").get(key) == {"content": "y"}
+
+
+def test_filter_by_alpha_and_completeness():
+    records = [
+        record("[2] > [1] > [3]"),  # nDCG 1, complete
+        record("[2] > [1]"),  # nDCG 1, misses [3]
+        record("[1] > [3] > [2]", dataset="b"),  # d2 third: nDCG 1/log2(4) = 0.5
+        record("[3] > [1] > [2]", dataset="b"),  # 0.5 as well
+        record("garbage", dataset="b"),  # unparsable: input order, d2 second: 0.63
+    ]
+    kept, report = filter_records(records, alpha=0.6)
+    assert [r["final_list"] for r in kept] == ["[2] > [1] > [3]", "[2] > [1]", "garbage"]
+    assert kept[1]["order"] == [1, 0, 2] and not kept[1]["complete"] and kept[2]["parse_status"] == "failed"
+    summary = report.as_dict()
+    assert summary["datasets"]["a"]["kept"] == 2 and summary["datasets"]["b"]["kept"] == 1
+    assert (summary["total"], summary["kept"]) == (5, 3)
+    kept, _ = filter_records(records, alpha=0.6, require_complete=True)
+    assert [r["final_list"] for r in kept] == ["[2] > [1] > [3]"]
+
+
+def test_filter_prefers_real_qrels():
+    qrels = {"q1": {"d3": 2, "d2": 0}}
+    kept, _ = filter_records([record("[2] > [1] > [3]"), record("[3] > [1] > [2]")], alpha=0.9, qrels=qrels)
+    assert [r["final_list"] for r in kept] == ["[3] > [1] > [2]"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(make_qwen25_tokenizer(tmp_path_factory.mktemp("tok")))
+
+
+def test_sft_example_uses_the_core_prompt(tokenizer):
+    rec = record("[2] > [1]", reasoning=" d2 defines x ")
+    rec["candidates"][0]["text"] = "word " * 50
+    example = sft_example(rec, tokenizer, max_passage_tokens=8)
+    truncated = tokenizer.decode(tokenizer.encode(("word " * 50).strip())[:8])
+    assert example["prompt"] == build_messages("what is x", [truncated, "text of d2", "text of d3"])
+    assert example["completion"] == [
+        {"role": "assistant", "content": "<think>d2 defines x</think> <answer>[2] > [1] > [3]</answer>"}
+    ]
+
+
+def test_grpo_example_carries_reward_inputs(tokenizer):
+    example = grpo_example(record("[3] > [1]"), tokenizer, max_passage_tokens=64)
+    assert example["gold_list"] == "[3] > [1] > [2]"
+    assert example["initial_list"] == ["d1", "d2", "d3"] and example["relevant_docids"] == ["d2"]
+    assert target_text({**record("x"), "order": [2, 0, 1]}).endswith("<answer>[3] > [1] > [2]</answer>")
