@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .backends.base import Backend, Generation, GenerationRequest
-from .parse import parse_answer
+from .parse import parse_answer, split_output
 from .prompt import passage_content, render_messages, sanitize
 from .types import Passage, RerankResult, WindowRecord
 from .windows import validate_window, window_spans
@@ -119,7 +119,7 @@ class Engine:
         text = f"<think>{gen.reasoning}</think>{gen.text}" if gen.reasoning else gen.text
         prompt_tokens, completion_tokens = gen.prompt_tokens, gen.completion_tokens
         forced = False
-        if gen.finish_reason == "length" and "</answer>" not in text:
+        if _needs_answer(text, gen.finish_reason):
             prefix = _forcing_prefix(text)
             budget = self.config.answer_budget or 7 * n + 16
             extra = await self._call(GenerationRequest(messages, budget, prefix=prefix, stop=("</answer>",)))
@@ -193,11 +193,17 @@ def finish(job: Job) -> RerankResult:
     )
 
 
+def _needs_answer(text: str, finish_reason: str) -> bool:
+    """No answer block was opened (budget ran out, or the model stopped without one), or the budget
+    ran out inside the answer."""
+    _, answer, closed = split_output(text)
+    return answer is None or (not closed and finish_reason == "length")
+
+
 def _forcing_prefix(text: str) -> str:
     """The assistant text to continue from so that only the ranking is decoded."""
-    if "<answer>" in text.rpartition("</think>")[2]:
+    if split_output(text)[1] is not None:
         return text  # the answer was already open: keep decoding it
     if "</think>" in text:
         return text + "\n<answer>"
     return text + "</think>\n<answer>"
-

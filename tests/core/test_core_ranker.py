@@ -142,10 +142,23 @@ def test_reasoning_budget_exhausted_forces_the_answer():
     assert window.output.endswith("</answer>") and window.reasoning.startswith("hmm")
 
 
+def test_stopping_without_an_answer_forces_one():
+    """An unclosed think block holds no answer: the engine closes it and decodes the ranking."""
+    backend = ScriptedBackend(lambda q, c: "<think>[1] is best... <answer>[2] > [1]")
+    with ReasonRanker(backend=backend) as ranker:
+        result = ranker.rerank("q", ["doc 1", "doc 2"])
+    (window,) = result.windows
+    assert window.forced and str(window.status) == "ok" and result.order == [1, 0]
+    assert backend.requests[1].prefix == "<think>[1] is best... <answer>[2] > [1]</think>\n<answer>"
+
+
 def test_unusable_output_keeps_input_order_and_never_raises():
-    with ReasonRanker(backend=ScriptedBackend(lambda q, c: "I cannot rank these.")) as ranker:
+    backend = ScriptedBackend(lambda q, c: "I cannot rank these, see [3] > [1].")
+    with ReasonRanker(backend=backend) as ranker:
         result = ranker.rerank("q", ["doc 1", "doc 2", "doc 3"])
-    assert result.order == [0, 1, 2] and str(result.windows[0].status) == "failed"
+    (window,) = result.windows
+    assert result.order == [0, 1, 2] and str(window.status) == "failed" and window.forced
+    assert len(backend.requests) == 2  # one forced attempt, then the window keeps its order
 
 
 def test_close_is_idempotent_and_leaves_a_shared_backend_open():
