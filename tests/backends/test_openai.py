@@ -245,7 +245,7 @@ def fake_servers():
 def test_rerank_through_scripted_server_maps_reasoning_and_tokens(fake_servers):
     server = fake_servers(reasoning_field="reasoning_content")
     items = [("q", numbered(5))]
-    with ReasonRanker(base_url=server.url) as ranker:  # default model: ask the server which it serves
+    with ReasonRanker(backend="openai", base_url=[server.url]) as ranker:  # default model: the served one
         result = ranker.rerank(*items[0])
         assert ranker.backend.model_name == "fake-ranker"
     assert result.order == expected_orders(items)[0]
