@@ -44,10 +44,10 @@ ENGINE_OPTIONS = (
 def make_ranker(ranker: ReasonRanker | None, options: Mapping[str, Any]) -> ReasonRanker:
     """Return ``ranker``, or build one from the engine ``options`` the caller set explicitly.
 
-    Options whose value is ``None`` count as not set. Giving both is an error: the options would
-    silently be ignored.
+    Options whose value is ``None`` (or empty ``backend_options``) count as not set. Giving both
+    is an error: the options would silently be ignored.
     """
-    given = {k: v for k, v in options.items() if v is not None}
+    given = {k: v for k, v in options.items() if v is not None and not (k == "backend_options" and not v)}
     unknown = set(given) - set(ENGINE_OPTIONS)
     if unknown:
         raise ValueError(f"unknown engine options {sorted(unknown)}; expected some of {ENGINE_OPTIONS}")

@@ -206,9 +206,9 @@ def test_demo_model_reranks_the_retrieved_set(store, queries, demo_ranker):
         base_compressor=ReasonRankCompressor(top_n=None, ranker=demo_ranker),
         base_retriever=store.as_retriever(search_kwargs={"k": 5}),
     )
-    retrieved = store.as_retriever(search_kwargs={"k": 5}).invoke(queries["1"])
+    retrieved = store.as_retriever(search_kwargs={"k": 5}).invoke(queries["0"])
 
-    docs = retriever.invoke(queries["1"])
+    docs = retriever.invoke(queries["0"])
 
     assert sorted(d.id for d in docs) == sorted(d.id for d in retrieved)
     scores = [d.metadata["relevance_score"] for d in docs]
