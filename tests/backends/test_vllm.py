@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ if importlib.util.find_spec("vllm") is None:
     )
 
 import psutil
-from vllm_demo_folder import build_demo_folder
+from vllm_demo_folder import build_demo_folder, make_lora_adapters
 
 from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends.base import GenerationRequest
@@ -166,8 +167,15 @@ class TestAsyncEngine:
 
 class TestInProcessLLM:
     @pytest.fixture(scope="class")
-    def backend(self, model_dir):
-        backend = VLLMBackend(model_dir, async_engine=False, **ENGINE)
+    def adapters(self, model_dir, tmp_path_factory):
+        if importlib.util.find_spec("peft") is None:
+            return None
+        return make_lora_adapters(Path(model_dir), tmp_path_factory.mktemp("lora"), rank=8)
+
+    @pytest.fixture(scope="class")
+    def backend(self, model_dir, adapters):
+        lora = {"lora_path": str(adapters[0]), "max_lora_rank": 8} if adapters else {}
+        backend = VLLMBackend(model_dir, async_engine=False, **ENGINE, **lora)
         yield backend
         backend.close()
 
@@ -179,6 +187,22 @@ class TestInProcessLLM:
             assert window.status in OK, window.output
             assert window.prompt_tokens > 100 and window.completion_tokens > 0
         assert max(backend.batch_sizes) == 2  # both windows went into one llm.generate call
+
+    async def test_lora_adapter_applies_per_request(self, backend, adapters):
+        if adapters is None:
+            pytest.skip("peft is not installed: it makes the test adapters")
+        from vllm.lora.request import LoRARequest
+
+        noop = backend.lora
+        request = GenerationRequest(render_messages(*QUERIES[0]), max_tokens=6)
+        with_noop = await backend.generate(request)
+        backend.lora = None
+        base = await backend.generate(request)
+        backend.lora = LoRARequest("random", 2, str(adapters[1]))
+        with_random = await backend.generate(request)
+        backend.lora = noop
+        assert with_noop.text == base.text  # B = 0: the adapter adds nothing
+        assert with_random.text != base.text  # a random adapter changes the greedy output
 
     def test_close_frees_the_engine(self, backend):
         before = engine_processes()
