@@ -56,6 +56,28 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+def code_version() -> dict[str, Any]:
+    """This package's version, and its git commit (``+dirty`` with local edits) when run from a checkout."""
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    info: dict[str, Any] = {"version": __version__, "git": None}
+    if (root / ".git").exists() and shutil.which("git"):
+        git = ["git", "-C", str(root)]
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "reasonrank_plugins"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if head.returncode == 0:
+            info["git"] = head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return info
+
+
 def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
@@ -106,6 +128,7 @@ def build_report(
     report = {
         "command": settings["commands"][-1],
         "commands": settings["commands"],
+        "code": settings.get("code", []),  # per command: package version and git commit
         "data": spec["data"],
         "queries": {"evaluated": len(qids), "planned": len(spec["qids"])},
         "settings": {

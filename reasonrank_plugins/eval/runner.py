@@ -20,7 +20,7 @@ from ..ranker import ReasonRanker
 from ..types import RerankResult
 from .data import EvalData, Run, drop_excluded, ranked, read_trec_run, write_trec_run
 from .metrics import aggregate, per_query
-from .report import SETTINGS, build_report, reranked_run
+from .report import SETTINGS, build_report, code_version, reranked_run
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +113,13 @@ def _open_folder(out: Path, spec: dict[str, Any], command: str, first_stage: Run
             write_trec_run({**candidates, **added}, out / FIRST_STAGE, tag="first-stage")
         settings["spec"]["qids"] = spec["qids"]
         settings["commands"].append(command)
+        settings.setdefault("code", []).append(code_version())
         settings_path.write_text(json.dumps(settings, indent=1))
         return read_trec_run(out / FIRST_STAGE)
     out.mkdir(parents=True, exist_ok=True)
     write_trec_run({q: first_stage[q] for q in spec["qids"]}, out / FIRST_STAGE, tag="first-stage")
-    settings_path.write_text(json.dumps({"spec": spec, "commands": [command]}, indent=1))
+    settings = {"spec": spec, "commands": [command], "code": [code_version()]}
+    settings_path.write_text(json.dumps(settings, indent=1))
     return read_trec_run(out / FIRST_STAGE)
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from reasonrank_plugins.cli import app
 from reasonrank_plugins.eval import aggregate, compare_reports, paired_test, read_trec_run
 from reasonrank_plugins.eval.data import read_qrels
+from reasonrank_plugins.eval.report import code_version
 from reasonrank_plugins.prompt import build_messages
 from reasonrank_plugins.types import Passage
 
@@ -148,6 +149,7 @@ def test_two_noveleval_queries_give_the_expected_report(noveleval_dir, tmp_path,
     expected = {
         "command": command,
         "commands": [command],
+        "code": [code_version()],
         "data": {
             "name": "noveleval",
             "layout": "beir",
