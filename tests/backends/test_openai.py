@@ -383,7 +383,9 @@ class LlamaServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"llama_cpp.server exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
                     return self
