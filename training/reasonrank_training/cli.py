@@ -7,7 +7,6 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,20 +20,22 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at I
     )
 
 
-def _items(source: Path, run: Optional[Path], depth: int, offset: int, limit: Optional[int]):  # noqa: ANN202
+def _items(source: Path, run: Path | None, depth: int, offset: int, limit: int | None):
     from .data import load_items
 
     items = load_items(source, run=run, depth=depth)
     return items[offset : offset + limit if limit is not None else None]
 
 
-def _qrels(path: Optional[Path]):  # noqa: ANN202
+def _qrels(path: Path | None):
     from .data import load_qrels
 
     return load_qrels(path) if path else None
 
 
-SOURCE = typer.Option(..., "--input", "-i", help="BEIR folder (with a TREC run) or JSONL of {qid, query, candidates}.")
+SOURCE = typer.Option(
+    ..., "--input", "-i", help="BEIR folder (with a TREC run) or JSONL of {qid, query, candidates}."
+)
 RUN = typer.Option(None, help="TREC run for a BEIR folder (default: its run.bm25.trec).")
 QRELS = typer.Option(None, help="TREC qrels; labels its queries instead of the teacher.")
 
@@ -46,14 +47,14 @@ def synth(
     base_url: str = typer.Option(..., envvar="TEACHER_BASE_URL", help="OpenAI-compatible endpoint."),
     model: str = typer.Option("deepseek-reasoner", envvar="TEACHER_MODEL"),
     api_key: str = typer.Option("EMPTY", envvar="TEACHER_API_KEY"),
-    run: Optional[Path] = RUN,
-    qrels: Optional[Path] = QRELS,
+    run: Path | None = RUN,
+    qrels: Path | None = QRELS,
     depth: int = typer.Option(20, help="Candidates a query (first-stage order)."),
     offset: int = typer.Option(0, help="Skip this many queries."),
-    limit: Optional[int] = typer.Option(None, help="At most this many queries."),
+    limit: int | None = typer.Option(None, help="At most this many queries."),
     prompt: str = typer.Option("rankgpt", help="Listwise prompt: rankgpt (multi-turn) or reasonrank (core)."),
     window_size: int = 20,
-    step: Optional[int] = typer.Option(None, help="Window step (default: half a window)."),
+    step: int | None = typer.Option(None, help="Window step (default: half a window)."),
     all_windows: bool = typer.Option(False, help="Every sliding window, not only the top one."),
     samples: int = typer.Option(1, help="Listwise samples a window."),
     temperature: float = 0.0,
@@ -63,7 +64,7 @@ def synth(
     pointwise: str = typer.Option("auto", help="auto (when no qrels), always or never."),
     concurrency: int = 4,
     max_retries: int = 5,
-    cache: Optional[Path] = typer.Option(None, help="Request cache (default: OUTPUT.cache.jsonl)."),
+    cache: Path | None = typer.Option(None, help="Request cache (default: OUTPUT.cache.jsonl)."),
     price_prompt: float = typer.Option(0.0, help="USD per million prompt tokens."),
     price_completion: float = typer.Option(0.0, help="USD per million completion tokens."),
 ) -> None:
@@ -72,20 +73,33 @@ def synth(
     from .teacher import Teacher
 
     config = SynthConfig(
-        prompt=prompt, window_size=window_size, step=step, first_window_only=not all_windows,  # type: ignore[arg-type]
-        samples=samples, temperature=temperature, max_tokens=max_tokens,
-        pointwise_max_tokens=pointwise_max_tokens, max_passage_words=max_passage_words,
+        prompt=prompt,
+        window_size=window_size,
+        step=step,
+        first_window_only=not all_windows,  # type: ignore[arg-type]
+        samples=samples,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        pointwise_max_tokens=pointwise_max_tokens,
+        max_passage_words=max_passage_words,
         pointwise=pointwise,  # type: ignore[arg-type]
     )
 
-    async def go():  # noqa: ANN202
+    async def go():
         teacher = Teacher(
-            base_url, model, api_key=api_key, concurrency=concurrency, max_retries=max_retries,
+            base_url,
+            model,
+            api_key=api_key,
+            concurrency=concurrency,
+            max_retries=max_retries,
             cache=cache or output.with_suffix(".cache.jsonl"),
-            price_prompt=price_prompt, price_completion=price_completion,
+            price_prompt=price_prompt,
+            price_completion=price_completion,
         )
         try:
-            return await synthesize(_items(source, run, depth, offset, limit), teacher, output, config, qrels=_qrels(qrels))
+            return await synthesize(
+                _items(source, run, depth, offset, limit), teacher, output, config, qrels=_qrels(qrels)
+            )
         finally:
             await teacher.close()
 
@@ -98,9 +112,9 @@ def filter_(
     source: Path = typer.Option(..., "--input", "-i", help="Synth JSONL."),
     output: Path = typer.Option(..., "--output", "-o"),
     alpha: float = typer.Option(0.4, help="Keep samples with NDCG@10 >= alpha."),
-    qrels: Optional[Path] = typer.Option(None, help="Real qrels (else each record's relevant_docids)."),
+    qrels: Path | None = typer.Option(None, help="Real qrels (else each record's relevant_docids)."),
     require_complete: bool = typer.Option(False, help="Also drop teacher answers that miss or repeat ids."),
-    report: Optional[Path] = typer.Option(None, help="Report JSON (default: OUTPUT.report.json)."),
+    report: Path | None = typer.Option(None, help="Report JSON (default: OUTPUT.report.json)."),
 ) -> None:
     """Keep the samples whose teacher ranking is good enough; report counts per dataset."""
     from .data import read_jsonl, write_jsonl
@@ -110,9 +124,8 @@ def filter_(
         read_jsonl(source), alpha=alpha, qrels=_qrels(qrels), require_complete=require_complete
     )
     write_jsonl(output, kept)
-    text = json.dumps(summary.as_dict(), indent=1)
-    (report or output.with_suffix(".report.json")).write_text(text)
-    typer.echo(text)
+    (report or output.with_suffix(".report.json")).write_text(json.dumps(summary.as_dict(), indent=1))
+    typer.echo(json.dumps(summary.as_dict()))
 
 
 @app.command()
@@ -124,22 +137,32 @@ def sft(
     lora: bool = typer.Option(False, help="Train LoRA adapters (PEFT) instead of all weights."),
     lora_r: int = 16,
     max_passage_tokens: int = 512,
-    learning_rate: Optional[float] = None,
-    epochs: Optional[float] = typer.Option(None, help="Overrides num_train_epochs."),
-    max_steps: Optional[int] = None,
-    max_length: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    grad_accum: Optional[int] = None,
+    learning_rate: float | None = None,
+    epochs: float | None = typer.Option(None, help="Overrides num_train_epochs."),
+    max_steps: int | None = None,
+    max_length: int | None = None,
+    batch_size: int | None = None,
+    grad_accum: int | None = None,
     measure_loss: bool = typer.Option(True, help="Completion loss on the training set before and after."),
 ) -> None:
     """Cold-start SFT on the core engine's prompt, loss on the completion only."""
     from .sft import train_sft
 
     result = train_sft(
-        data, model, output, preset_name=preset, lora=lora, lora_r=lora_r,
-        max_passage_tokens=max_passage_tokens, measure_loss=measure_loss,
-        learning_rate=learning_rate, num_train_epochs=epochs, max_steps=max_steps, max_length=max_length,
-        per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
+        data,
+        model,
+        output,
+        preset_name=preset,
+        lora=lora,
+        lora_r=lora_r,
+        max_passage_tokens=max_passage_tokens,
+        measure_loss=measure_loss,
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        max_length=max_length,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
     )
     typer.echo(json.dumps(asdict(result)))
 
@@ -156,24 +179,39 @@ def grpo(
     ndcg_weight: float = 1.0,
     recall_weight: float = typer.Option(0.2, help="0 with --rbo-weight 0 is the NDCG-only ablation."),
     rbo_weight: float = 0.1,
-    learning_rate: Optional[float] = None,
-    max_steps: Optional[int] = None,
-    num_generations: Optional[int] = None,
-    batch_size: Optional[int] = typer.Option(None, help="Completions per device and step."),
-    grad_accum: Optional[int] = None,
-    max_completion_length: Optional[int] = None,
-    use_vllm: Optional[bool] = typer.Option(None, "--use-vllm/--no-vllm"),
-    vllm_mode: Optional[str] = typer.Option(None, help="colocate or server (trl vllm-serve)."),
+    learning_rate: float | None = None,
+    max_steps: int | None = None,
+    num_generations: int | None = None,
+    batch_size: int | None = typer.Option(None, help="Completions per device and step."),
+    grad_accum: int | None = None,
+    max_completion_length: int | None = None,
+    temperature: float | None = typer.Option(None, help="Rollout temperature (presets: 1.0)."),
+    use_vllm: bool | None = typer.Option(None, "--use-vllm/--no-vllm"),
+    vllm_mode: str | None = typer.Option(None, help="colocate or server (trl vllm-serve)."),
 ) -> None:
     """RL with GRPO and the multi-view ranking reward."""
     from .grpo import train_grpo
 
     result = train_grpo(
-        data, model, output, preset_name=preset, lora=lora, lora_r=lora_r,
-        max_passage_tokens=max_passage_tokens, ndcg_weight=ndcg_weight, recall_weight=recall_weight,
-        rbo_weight=rbo_weight, learning_rate=learning_rate, max_steps=max_steps,
-        num_generations=num_generations, per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum, max_completion_length=max_completion_length, use_vllm=use_vllm, vllm_mode=vllm_mode,
+        data,
+        model,
+        output,
+        preset_name=preset,
+        lora=lora,
+        lora_r=lora_r,
+        max_passage_tokens=max_passage_tokens,
+        ndcg_weight=ndcg_weight,
+        recall_weight=recall_weight,
+        rbo_weight=rbo_weight,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+        num_generations=num_generations,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum,
+        max_completion_length=max_completion_length,
+        temperature=temperature,
+        use_vllm=use_vllm,
+        vllm_mode=vllm_mode,
     )
     typer.echo(json.dumps(asdict(result)))
 
@@ -183,7 +221,7 @@ def export(
     model: Path = typer.Option(..., help="SFT or GRPO output folder (LoRA is merged)."),
     output: Path = typer.Option(..., "--output", "-o"),
     summary: list[Path] = typer.Option([], help="More training_summary.json / filter reports for the card."),
-    dtype: Optional[str] = typer.Option(None, help="e.g. bfloat16 (default: as trained)."),
+    dtype: str | None = typer.Option(None, help="e.g. bfloat16 (default: as trained)."),
 ) -> None:
     """Write a model folder that ReasonRanker(model=folder) loads, with a model card."""
     from .export import export_model
@@ -196,21 +234,26 @@ def evaluate(
     model: str = typer.Option(..., help="Model folder (or 'demo')."),
     source: Path = SOURCE,
     qrels: Path = typer.Option(..., help="TREC qrels."),
-    run: Optional[Path] = RUN,
+    run: Path | None = RUN,
     backend: str = "transformers",
     window_size: int = 20,
     offset: int = 0,
-    limit: Optional[int] = None,
+    limit: int | None = None,
     max_passage_tokens: int = 512,
     reasoning_budget: int = 1024,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the full result as JSON."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the full result as JSON."),
 ) -> None:
     """Rerank each query's top window: share of complete answers, parse status, nDCG@10."""
     from .evaluate import evaluate_model
 
     result = evaluate_model(
-        model, _items(source, run, window_size, offset, limit), _qrels(qrels) or {}, backend=backend,
-        window_size=window_size, max_passage_tokens=max_passage_tokens, reasoning_budget=reasoning_budget,
+        model,
+        _items(source, run, window_size, offset, limit),
+        _qrels(qrels) or {},
+        backend=backend,
+        window_size=window_size,
+        max_passage_tokens=max_passage_tokens,
+        reasoning_budget=reasoning_budget,
     )
     data = asdict(result)
     if output:

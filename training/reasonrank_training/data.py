@@ -61,8 +61,7 @@ def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -108,7 +107,11 @@ def load_beir(
     corpus = {}
     for row in read_jsonl(folder / "corpus.jsonl"):
         if row["_id"] in wanted:
-            corpus[row["_id"]] = {"docid": row["_id"], "text": row.get("text", ""), "title": row.get("title", "")}
+            corpus[row["_id"]] = {
+                "docid": row["_id"],
+                "text": row.get("text", ""),
+                "title": row.get("title", ""),
+            }
     items = []
     for row in read_jsonl(folder / "queries.jsonl"):
         docs = [corpus[d] for _, d in sorted(ranked.get(row["_id"], []))[:depth] if d in corpus]
@@ -117,14 +120,19 @@ def load_beir(
     return items
 
 
-def load_records(path: str | Path, *, depth: int | None = None, dataset: str | None = None) -> list[QueryItem]:
+def load_records(
+    path: str | Path, *, depth: int | None = None, dataset: str | None = None
+) -> list[QueryItem]:
     """JSONL records ``{qid, query, candidates: [{docid, text, title?}], answer?, dataset?}``."""
     items = []
     for row in read_jsonl(path):
         candidates = [{**c, "docid": str(c["docid"])} for c in row["candidates"]][:depth]
         items.append(
             QueryItem(
-                str(row["qid"]), row["query"], candidates, row.get("answer"),
+                str(row["qid"]),
+                row["query"],
+                candidates,
+                row.get("answer"),
                 row.get("dataset") or dataset or Path(path).stem,
             )
         )
@@ -148,4 +156,6 @@ def windows(items: Iterable[QueryItem], window_size: int = 20, step: int = 10) -
 
 
 def to_passage(candidate: dict[str, str]) -> Passage:
-    return Passage(text=candidate.get("text", ""), title=candidate.get("title") or None, id=candidate["docid"])
+    return Passage(
+        text=candidate.get("text", ""), title=candidate.get("title") or None, id=candidate["docid"]
+    )

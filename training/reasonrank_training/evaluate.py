@@ -44,8 +44,13 @@ def evaluate_model(
 
     jobs = [w for w in windows(items, window_size, window_size - 1) if w.start == 0]
     with ReasonRanker(
-        model, backend, window_size=window_size, step=window_size - 1,
-        max_passage_tokens=max_passage_tokens, reasoning_budget=reasoning_budget, **backend_options,
+        model,
+        backend,
+        window_size=window_size,
+        step=window_size - 1,
+        max_passage_tokens=max_passage_tokens,
+        reasoning_budget=reasoning_budget,
+        **backend_options,
     ) as ranker:
         results = ranker.rerank_many(
             [(w.item.query, [to_passage(c) for c in w.candidates]) for w in jobs], show_progress=show_progress

@@ -54,7 +54,11 @@ def model_card(name: str, summaries: list[dict[str, Any]]) -> str:
         lines.append("No training summary was found next to the model.")
     for summary in summaries:
         lines += ["", f"### {summary.get('stage', 'stage')}", ""]
-        lines += [f"- `{k}`: {json.dumps(v)}" for k, v in summary.items() if k != "stage" and not isinstance(v, list)]
+        lines += [
+            f"- `{k}`: {json.dumps(v)}"
+            for k, v in summary.items()
+            if k != "stage" and not isinstance(v, list)
+        ]
         for k, v in summary.items():
             if isinstance(v, list) and v:
                 lines.append(f"- `{k}`: {len(v)} values, first {v[0]!r}, last {v[-1]!r}")

@@ -34,6 +34,7 @@ class FilterReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "stage": "filter",
             "alpha": self.alpha,
             "require_complete": self.require_complete,
             "datasets": {k: {**asdict(v), "mean_ndcg": v.mean_ndcg} for k, v in self.datasets.items()},
@@ -59,7 +60,13 @@ def score(record: dict[str, Any], qrels: dict[str, dict[str, int]] | None = None
     if judged is None:
         judged = dict.fromkeys(record.get("relevant_docids") or [], 1)
     ndcg, _ = ndcg_recall_at_10(ranked, judged)
-    return {**record, "order": order, "parse_status": str(status), "complete": status is ParseStatus.OK, "ndcg@10": ndcg}
+    return {
+        **record,
+        "order": order,
+        "parse_status": str(status),
+        "complete": status is ParseStatus.OK,
+        "ndcg@10": ndcg,
+    }
 
 
 def filter_records(

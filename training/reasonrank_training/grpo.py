@@ -38,8 +38,13 @@ def make_reward(ndcg_weight: float = 1.0, recall_weight: float = 0.2, rbo_weight
     def ranking(completions: list[Any], initial_list: list, relevant_docids: list, gold_list: list, **_: Any):
         return [
             ranking_reward(
-                completion_text(c), initial_list=il, relevant_docids=rd, gold_list=gl,
-                ndcg_weight=ndcg_weight, recall_weight=recall_weight, rbo_weight=rbo_weight,
+                completion_text(c),
+                initial_list=il,
+                relevant_docids=rd,
+                gold_list=gl,
+                ndcg_weight=ndcg_weight,
+                recall_weight=recall_weight,
+                rbo_weight=rbo_weight,
             )
             for c, il, rd, gl in zip(completions, initial_list, relevant_docids, gold_list, strict=True)
         ]
@@ -67,7 +72,7 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     from .export import load_merged
-    from .sft import last_checkpoint, lora_config, load_tokenizer
+    from .sft import last_checkpoint, load_tokenizer, lora_config
 
     tok = load_tokenizer(model)
     records = read_jsonl(data)
@@ -75,7 +80,10 @@ def train_grpo(
         raise ValueError(f"no training records in {data}")
     dataset = Dataset.from_list([grpo_example(r, tok, max_passage_tokens) for r in records])
     config = GRPOConfig(
-        output_dir=str(output_dir), report_to="none", seed=seed, **preset(GRPO_PRESETS, preset_name, **overrides)
+        output_dir=str(output_dir),
+        report_to="none",
+        seed=seed,
+        **preset(GRPO_PRESETS, preset_name, **overrides),
     )
     trainer = GRPOTrainer(
         model=load_merged(model),
@@ -90,9 +98,18 @@ def train_grpo(
     tok.save_pretrained(str(output_dir))
     logged = [h for h in trainer.state.log_history if "reward" in h]
     result = GRPOResult(
-        str(output_dir), len(dataset), trainer.state.global_step,
-        [h["reward"] for h in logged], [h.get("reward_std", 0.0) for h in logged],
+        str(output_dir),
+        len(dataset),
+        trainer.state.global_step,
+        [h["reward"] for h in logged],
+        [h.get("reward_std", 0.0) for h in logged],
     )
-    summary = {"stage": "grpo", "base_model": model, "data": str(data), "preset": preset_name, **asdict(result)}
+    summary = {
+        "stage": "grpo",
+        "base_model": model,
+        "data": str(data),
+        "preset": preset_name,
+        **asdict(result),
+    }
     (Path(output_dir) / "training_summary.json").write_text(json.dumps(summary, indent=1))
     return result

@@ -86,19 +86,30 @@ def train_sft(
         model=model,
         args=config,
         train_dataset=dataset,
+        eval_dataset=dataset if measure_loss else None,  # the same examples: is the loss going down?
         processing_class=tok,
         peft_config=lora_config(lora_r, 2 * lora_r) if lora else None,
     )
-    before = trainer.evaluate(dataset, metric_key_prefix="before")["before_loss"] if measure_loss else None
+    before = trainer.evaluate(metric_key_prefix="before")["before_loss"] if measure_loss else None
     trainer.train(resume_from_checkpoint=last_checkpoint(output_dir))
-    after = trainer.evaluate(dataset, metric_key_prefix="after")["after_loss"] if measure_loss else None
+    after = trainer.evaluate(metric_key_prefix="after")["after_loss"] if measure_loss else None
     trainer.save_model(str(output_dir))
     tok.save_pretrained(str(output_dir))
     result = SFTResult(
-        str(output_dir), len(dataset), lora, before, after,
+        str(output_dir),
+        len(dataset),
+        lora,
+        before,
+        after,
         [h["loss"] for h in trainer.state.log_history if "loss" in h],
     )
-    summary = {"stage": "sft", "base_model": model, "data": str(data), "preset": preset_name, **asdict(result)}
+    summary = {
+        "stage": "sft",
+        "base_model": model,
+        "data": str(data),
+        "preset": preset_name,
+        **asdict(result),
+    }
     (Path(output_dir) / "training_summary.json").write_text(json.dumps(summary, indent=1))
     logger.info("sft: loss %.4f -> %.4f on %d examples", before or 0, after or 0, len(dataset))
     return result

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reasonrank_plugins.prompt import build_messages, passage_content
 from reasonrank_plugins.parse import split_output
+from reasonrank_plugins.prompt import build_messages, passage_content
 
 from .data import QueryItem, Window, append_jsonl, read_jsonl, to_passage, windows
 from .teacher import Teacher, Usage
@@ -39,7 +39,10 @@ def word_truncate(text: str, max_tokens: int) -> str:
 
 def contents(window: Window, max_words: int | None) -> list[str]:
     """The window's passages as the core prompt renders them (``passage_content``)."""
-    return [passage_content(to_passage(c), max_tokens=max_words, truncate=word_truncate) for c in window.candidates]
+    return [
+        passage_content(to_passage(c), max_tokens=max_words, truncate=word_truncate)
+        for c in window.candidates
+    ]
 
 
 def rankgpt_messages(query: str, passages: Sequence[str]) -> list[dict[str, str]]:
@@ -116,7 +119,11 @@ def _windows(items: list[QueryItem], config: SynthConfig) -> list[Window]:
 
 
 async def _synth_window(
-    teacher: Teacher, window: Window, config: SynthConfig, qrels: dict[str, dict[str, int]] | None, done: set[str]
+    teacher: Teacher,
+    window: Window,
+    config: SynthConfig,
+    qrels: dict[str, dict[str, int]] | None,
+    done: set[str],
 ) -> list[dict[str, Any]]:
     item = window.item
     texts = contents(window, config.max_passage_words)
@@ -148,8 +155,10 @@ async def _synth_window(
         source = "teacher"
     if config.prompt == "reasonrank":
         messages = build_messages(
-            item.query, [to_passage(c) for c in window.candidates],
-            max_passage_tokens=config.max_passage_words, truncate=word_truncate,
+            item.query,
+            [to_passage(c) for c in window.candidates],
+            max_passage_tokens=config.max_passage_words,
+            truncate=word_truncate,
         )
     else:
         messages = rankgpt_messages(item.query, texts)
@@ -209,8 +218,7 @@ async def synthesize(
 
     done = {row["id"] for row in read_jsonl(output)}
     todo = [
-        w for w in _windows(items, config)
-        if any(f"{w.key}#{s}" not in done for s in range(config.samples))
+        w for w in _windows(items, config) if any(f"{w.key}#{s}" not in done for s in range(config.samples))
     ]
     logger.info("synth: %d windows to do, %d records already in %s", len(todo), len(done), output)
     with tqdm(total=len(todo), desc="synth", unit="window", disable=not show_progress) as bar:

@@ -101,7 +101,9 @@ class Teacher:
     ) -> None:
         from openai import AsyncOpenAI
 
-        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout)
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout
+        )
         self.model = model
         self.cache = RequestCache(cache)
         self.price = (price_prompt, price_completion)  # USD per million tokens

@@ -43,8 +43,19 @@ def teacher_url(tmp_path_factory: pytest.TempPathFactory):
     port = _free_port()
     log = tmp_path_factory.mktemp("teacher") / "server.log"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(demo_model_path()),
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "demo",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(demo_model_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--model_alias",
+        "demo",
     ]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)

@@ -5,7 +5,6 @@ import math
 import ir_measures
 import pytest
 from ir_measures import R, nDCG
-
 from reasonrank_training.metrics import average_overlap, ndcg_recall_at_10
 from reasonrank_training.reward import ranking_reward
 
@@ -16,7 +15,9 @@ GOLD = "[2] > [1] > [3]"
 
 
 def reward(response: str, relevant=("d2",), gold=GOLD, initial=DOCS, **weights) -> float:
-    return ranking_reward(response, initial_list=list(initial), relevant_docids=list(relevant), gold_list=gold, **weights)
+    return ranking_reward(
+        response, initial_list=list(initial), relevant_docids=list(relevant), gold_list=gold, **weights
+    )
 
 
 @pytest.mark.parametrize(

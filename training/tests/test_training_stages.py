@@ -3,22 +3,27 @@
 import json
 
 import pytest
-
-from reasonrank_plugins.prompt import build_messages
-from reasonrank_plugins.testing import make_qwen25_tokenizer
 from reasonrank_training.data import QueryItem, load_beir, load_items, load_qrels, windows
 from reasonrank_training.examples import grpo_example, sft_example, target_text
 from reasonrank_training.filtering import filter_records
 from reasonrank_training.synth import pointwise_messages, rankgpt_messages, relevant_ids
 from reasonrank_training.teacher import RequestCache, split_reasoning
 
+from reasonrank_plugins.prompt import build_messages
+from reasonrank_plugins.testing import make_qwen25_tokenizer
+
 
 def record(final_list, qid="q1", dataset="a", relevant=("d2",), reasoning="because"):
     return {
-        "id": f"{qid}:0-3#0", "qid": qid, "query": "what is x", "dataset": dataset,
+        "id": f"{qid}:0-3#0",
+        "qid": qid,
+        "query": "what is x",
+        "dataset": dataset,
         "candidates": [{"docid": d, "text": f"text of {d}", "title": ""} for d in ("d1", "d2", "d3")],
-        "initial_list": ["d1", "d2", "d3"], "relevant_docids": list(relevant),
-        "reasoning": reasoning, "final_list": final_list,
+        "initial_list": ["d1", "d2", "d3"],
+        "relevant_docids": list(relevant),
+        "reasoning": reasoning,
+        "final_list": final_list,
     }
 
 
@@ -32,10 +37,20 @@ def test_load_beir_keeps_run_order_and_depth(dl19):
 
 def test_load_records_jsonl(tmp_path):
     path = tmp_path / "mine.jsonl"
-    row = {"qid": 7, "query": "q", "answer": "a", "candidates": [{"docid": 1, "text": "t"}, {"docid": "2", "text": "u"}]}
+    row = {
+        "qid": 7,
+        "query": "q",
+        "answer": "a",
+        "candidates": [{"docid": 1, "text": "t"}, {"docid": "2", "text": "u"}],
+    }
     path.write_text(json.dumps(row) + "\n")
     (item,) = load_items(path, depth=1)
-    assert (item.qid, item.answer, item.dataset, item.candidates) == ("7", "a", "mine", [{"docid": "1", "text": "t"}])
+    assert (item.qid, item.answer, item.dataset, item.candidates) == (
+        "7",
+        "a",
+        "mine",
+        [{"docid": "1", "text": "t"}],
+    )
 
 
 def test_windows_use_core_spans():
@@ -52,7 +67,16 @@ def test_qrels(dl19):
 
 def test_rankgpt_messages_are_multi_turn():
     messages = rankgpt_messages("q?", ["alpha", "beta"])
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
     assert messages[3]["content"] == "[1] alpha" and messages[6]["content"] == "Received passage [2]."
     assert "Rank the 2 passages" in messages[-1]["content"]
 
