@@ -66,13 +66,14 @@ def engine_overhead(items) -> float:
 
 
 DEMO_CHILD = """
-import json, resource, sys
-sys.path.insert(0, {tests!r})
-from conftest import load_dl19_top
+import json, resource
 from reasonrank_plugins import ReasonRanker
-query, docs = load_dl19_top(0, 20)
+from reasonrank_plugins.eval.data import load_beir, ranked
+data = load_beir({data!r}, run={data!r} + "/run.bm25.trec")
+qid = data.query_ids(data.run)[0]
+passages = [data.corpus[d] for d in ranked(data.run[qid])[:20]]
 with ReasonRanker("demo", max_passage_tokens=100) as ranker:
-    result = ranker.rerank(query, [t for _, t in docs])
+    result = ranker.rerank(data.queries[qid], passages)
 w = result.windows[0]
 print(json.dumps({{"seconds": w.seconds, "prompt": w.prompt_tokens, "completion": w.completion_tokens,
     "status": str(w.status), "forced": w.forced,
@@ -81,8 +82,8 @@ print(json.dumps({{"seconds": w.seconds, "prompt": w.prompt_tokens, "completion"
 
 
 def demo_window() -> dict:
-    tests = str(Path(__file__).resolve().parents[1] / "tests")
-    out = subprocess.run([sys.executable, "-c", DEMO_CHILD.format(tests=tests)], capture_output=True, text=True)
+    data = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "dl19")
+    out = subprocess.run([sys.executable, "-c", DEMO_CHILD.format(data=data)], capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from reasonrank_plugins import Passage
+
+DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
-def load_dl19_top(qid_index: int = 0, depth: int = 20) -> tuple[str, list[tuple[str, str]]]:
-    """The ``qid_index``-th DL19 query and its BM25 top-``depth`` as (docid, text) pairs."""
-    root = DATA / "dl19"
-    queries = [json.loads(line) for line in (root / "queries.jsonl").read_text().splitlines()]
-    query = queries[qid_index]
-    docids = [
-        line.split()[2]
-        for line in (root / "run.bm25.trec").read_text().splitlines()
-        if line.split()[0] == query["_id"]
-    ][:depth]
-    wanted = set(docids)
-    corpus = {}
-    with (root / "corpus.jsonl").open() as f:
-        for line in f:
-            record = json.loads(line)
-            if record["_id"] in wanted:
-                corpus[record["_id"]] = record["text"]
-    return query["text"], [(d, corpus[d]) for d in docids]
+@pytest.fixture(scope="session")
+def dl19_top() -> Callable[[int, int], tuple[str, list[Passage]]]:
+    """``dl19_top(i, depth)``: the i-th judged DL19 query and its BM25 top-``depth`` passages."""
+    from reasonrank_plugins.eval.data import load_beir, ranked
+
+    collection = load_beir(DATA / "dl19", run=DATA / "dl19" / "run.bm25.trec")
+    qids = collection.query_ids(collection.run)
+
+    def top(index: int, depth: int = 20) -> tuple[str, list[Passage]]:
+        qid = qids[index]
+        return collection.queries[qid], [collection.corpus[d] for d in ranked(collection.run[qid])[:depth]]
+
+    return top
 
 
 @pytest.fixture(scope="session")

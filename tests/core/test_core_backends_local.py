@@ -2,8 +2,7 @@
 
 import pytest
 
-from conftest import load_dl19_top
-from reasonrank_plugins import Passage, ReasonRanker
+from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends import GenerationRequest
 
 
@@ -41,9 +40,9 @@ def test_transformers_batched_generation_matches_single(tiny_qwen):
 
 
 @pytest.mark.slow
-def test_llamacpp_demo_model_on_a_dl19_window(demo_ranker):
-    query, docs = load_dl19_top(0, depth=20)
-    result = demo_ranker.rerank(query, [Passage(text, id=docid) for docid, text in docs])
+def test_llamacpp_demo_model_on_a_dl19_window(demo_ranker, dl19_top):
+    query, passages = dl19_top(0, 20)
+    result = demo_ranker.rerank(query, passages)
     assert sorted(result.order) == list(range(20))
     (window,) = result.windows
     assert str(window.status) in ("ok", "repaired"), window.output
@@ -53,10 +52,10 @@ def test_llamacpp_demo_model_on_a_dl19_window(demo_ranker):
 
 
 @pytest.mark.slow
-def test_llamacpp_forced_answer_continues_the_same_prompt(demo_ranker):
-    query, docs = load_dl19_top(1, depth=5)
+def test_llamacpp_forced_answer_continues_the_same_prompt(demo_ranker, dl19_top):
+    query, passages = dl19_top(1, 5)
     with ReasonRanker(backend=demo_ranker.backend, reasoning_budget=8) as small:
-        result = small.rerank(query, [text for _, text in docs])
+        result = small.rerank(query, passages)
     assert demo_ranker.backend.llm is not None  # a shared backend stays open
     (window,) = result.windows
     assert window.forced and sorted(result.order) == list(range(5))
