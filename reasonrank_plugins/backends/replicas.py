@@ -87,10 +87,9 @@ class ReplicaPool(Generic[C]):
         if self._first_check is None:
             self._first_check = asyncio.ensure_future(self._check_all())
         await asyncio.shield(self._first_check)
-        deadline = time.monotonic() + self.failover_timeout
         error: BaseException | None = None
         for _ in range(self.max_attempts):
-            i = await self._pick(deadline, error)
+            i = await self._pick(error)
             replica = self.replicas[i]
             replica.outstanding += 1
             replica.assigned += 1
@@ -146,7 +145,8 @@ class ReplicaPool(Generic[C]):
         if down:
             logger.warning("replicas not answering at start: %s", ", ".join(down))
 
-    async def _pick(self, deadline: float, error: BaseException | None) -> int:
+    async def _pick(self, error: BaseException | None) -> int:
+        deadline = time.monotonic() + self.failover_timeout  # the wait starts now, not with the call
         while True:
             self._reprobe()
             healthy = [i for i, r in enumerate(self.replicas) if r.healthy]

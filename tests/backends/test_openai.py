@@ -144,6 +144,26 @@ async def test_pool_waits_for_a_replica_then_gives_up():
     assert await asyncio.wait_for(task, 2) == "a"
 
 
+async def test_pool_wait_for_recovery_starts_when_the_replica_fails():
+    """A window that ran long on a replica before it died still gets the whole failover_timeout."""
+    health = {"a": True}
+    pool = make_pool(["a"], health, probe_interval=0.05, failover_timeout=0.4)
+    attempts = 0
+
+    async def call(client: str) -> int:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            await asyncio.sleep(0.6)  # longer than failover_timeout
+            health["a"] = False
+            asyncio.get_running_loop().call_later(0.2, health.update, {"a": True})  # back after a restart
+            raise ConnectionError("a died mid-request")
+        return attempts
+
+    assert await pool.run(call) == 2
+    assert pool.replicas[0].failures == 1 and pool.replicas[0].healthy
+
+
 async def test_pool_raises_request_errors_without_failover():
     pool = make_pool(["a", "b"])
 
