@@ -116,9 +116,9 @@ def sft_model(work: Path, filtered: Path, tiny_student: Path) -> tuple[Path, dic
         "--learning-rate",
         1e-2,
         "--epochs",
-        8,
+        20,
         "--batch-size",
-        4,
+        1,
     )
     return out, result
 
