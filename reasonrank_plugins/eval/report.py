@@ -203,7 +203,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     right.hist(lengths, bins=min(30, max(1, len(set(lengths)))))
     right.set(xlabel="reasoning length (words) per window", ylabel="windows")
     right.set_title(
-        f"{report['model']} on {report['backend']}: {len(lengths)} windows, {report['forced']} forced"
+        f"{report['model']} on {report['backend']}\n{len(lengths)} windows, {report['forced']} forced answers",
+        fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
