@@ -152,6 +152,10 @@ def grpo_model(work: Path, filtered: Path, sft_model: tuple[Path, dict]) -> tupl
         8,
         "--max-completion-length",
         24,
+        # the SFT student is sharp: at 1.0 all 8 rollouts were the same perfect answer (no
+        # advantage, no update); at 1.3 they differ, at 1.6 none keeps the format
+        "--temperature",
+        1.3,
     )
     return out, result
 
