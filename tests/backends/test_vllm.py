@@ -21,11 +21,12 @@ if importlib.util.find_spec("vllm") is None:
     )
 
 import psutil
-from vllm_demo_folder import build_demo_folder, make_lora_adapters
+from lora_adapters import make_lora_adapters
 
 from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends.base import GenerationRequest
 from reasonrank_plugins.backends.vllm import VLLMBackend, VLLMStats
+from reasonrank_plugins.demo_model import demo_model_folder
 from reasonrank_plugins.prompt import render_messages
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -70,7 +71,7 @@ def model_dir():
     with pytest.MonkeyPatch.context() as mp:
         for key, value in ENV.items():
             mp.setenv(key, value)
-        yield str(build_demo_folder())  # built once (about a minute), cached in the reasonrank cache
+        yield str(demo_model_folder())  # built once (about a minute), cached in the reasonrank cache
 
 
 def engine_processes() -> list[psutil.Process]:

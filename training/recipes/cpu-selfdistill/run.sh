@@ -22,7 +22,7 @@ cd "$WORK"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$WORK/progress.log"; }
 
 log "student folder"
-STUDENT=$(python "$HERE/prepare.py")
+STUDENT=$(python -c "from reasonrank_plugins.demo_model import demo_model_folder; print(demo_model_folder())")
 
 if [[ ! -s eval_before.json ]]; then
   log "evaluate the base model on the held-out windows"
