@@ -19,6 +19,7 @@ BACKENDS = {
     "transformers": "reasonrank_plugins.backends.transformers:TransformersBackend",
     "vllm": "reasonrank_plugins.backends.vllm:VLLMBackend",
     "openai": "reasonrank_plugins.backends.openai:OpenAIBackend",
+    "scripted": "reasonrank_plugins.backends.scripted:ScriptedModelBackend",  # model-free; never "auto"
 }
 
 
@@ -57,6 +58,8 @@ def load_backend(model: str = "demo", backend: str = "auto", **options: Any) -> 
     name = resolve_backend(str(model), backend, **options)
     if model == "demo" and name == "openai":
         model = "auto"  # a server: rank with the model it serves
+    if model == "demo" and name == "scripted":
+        model = "overlap"  # the script that looks at the text
     if model == "demo":
         from ..demo_model import demo_model_path
 

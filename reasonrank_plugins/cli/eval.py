@@ -122,13 +122,7 @@ def eval_command(
     }
     command = shlex.join(["reasonrank", *sys.argv[1:]])
     try:
-        if backend == "scripted":
-            from ..eval.scripted import scripted_backend
-
-            ranker = ReasonRanker(backend=scripted_backend(model, **options), **engine)
-        else:
-            ranker = ReasonRanker(model, backend, **engine, **options)
-        with ranker:
+        with ReasonRanker(model, backend, **engine, **options) as ranker:
             report = evaluate(
                 data,
                 ranker,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -23,8 +23,17 @@ def ranker_spec(
     latency: float,
     max_batch: int | None,
 ) -> RankerSpec:
+    """The spec the serve and batch commands build; ``latency`` and ``max_batch`` are the scripted
+    backend's options."""
     from ..server.spec import RankerSpec
 
+    options: dict[str, Any] = {}
+    if base_url:
+        options["base_url"] = base_url[0] if len(base_url) == 1 else base_url
+    if latency or max_batch is not None:
+        if backend != "scripted":
+            raise typer.BadParameter("--latency and --max-batch are options of --backend scripted")
+        options |= {"latency": latency, "max_batch": max_batch}
     return RankerSpec(
         model,
         backend,
@@ -32,14 +41,15 @@ def ranker_spec(
         step=step,
         max_passage_tokens=max_passage_tokens,
         reasoning_budget=reasoning_budget,
-        backend_options={"base_url": base_url[0] if len(base_url) == 1 else base_url} if base_url else {},
-        latency=latency,
-        max_batch=max_batch,
+        backend_options=options,
     )
 
 
 BASE_URL_HELP = "OpenAI-compatible endpoint (openai backend); repeat it for several replicas."
-BACKEND_HELP = "auto, llamacpp, transformers, vllm, openai, or scripted (no model: ranks by word overlap)."
+BACKEND_HELP = (
+    "auto, llamacpp, transformers, vllm, openai, or scripted "
+    "(no model: --model overlap, the default, ranks by query-word overlap; identity; reverse)."
+)
 LATENCY_HELP = "scripted backend: seconds per window."
 MAX_BATCH_HELP = "scripted backend: windows that run together."
 

@@ -48,7 +48,13 @@ def beir_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-SPEC = RankerSpec(backend="scripted", window_size=5, step=2, max_passage_tokens=64, latency=0.02, max_batch=8)
+SPEC = RankerSpec(
+    backend="scripted",
+    window_size=5,
+    step=2,
+    max_passage_tokens=64,
+    backend_options={"latency": 0.02, "max_batch": 8},
+)
 CLI_SPEC = [
     "--backend",
     "scripted",

@@ -6,9 +6,9 @@ import pytest
 from eval_bright_fixture import BRIGHT_DOCUMENTS, BRIGHT_EXAMPLES
 
 from reasonrank_plugins import ReasonRanker
+from reasonrank_plugins.backends import load_backend
 from reasonrank_plugins.eval import aggregate, bm25_run, evaluate, load_data
 from reasonrank_plugins.eval.data import read_trec_run
-from reasonrank_plugins.eval.scripted import scripted_backend
 from reasonrank_plugins.testing import parse_window
 
 
@@ -63,7 +63,7 @@ def test_excluded_ids_are_removed_before_reranking_and_scoring(bright_dir, tmp_p
     # the excluded d0 sits first for query 0; the gold d1 is second
     run = {"0": {"d0": 3.0, "d1": 2.0, "d2": 1.0}, "1": {"d5": 3.0, "d3": 2.0, "d4": 1.0}}
     assert aggregate(data.qrels, run)["RR@10"] == pytest.approx((0.5 + 0.5) / 2)
-    backend = scripted_backend("identity")
+    backend = load_backend("identity", "scripted")
     with ReasonRanker(backend=backend, window_size=3, step=1) as ranker:
         report = evaluate(
             data,

@@ -15,7 +15,6 @@ import pytest
 from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.eval import evaluate, load_data, read_trec_run
 from reasonrank_plugins.eval.runner import load_records
-from reasonrank_plugins.eval.scripted import scripted_backend
 
 # window 10, step 5 over 20 candidates: windows (10, 20), (5, 15), (0, 10) per query
 WINDOWS_PER_QUERY = 3
@@ -94,7 +93,7 @@ def test_killed_eval_resumes_without_redoing_finished_queries(noveleval_dir, tmp
     assert len(report["commands"]) == 2 and "latency=0.0" in report["command"]
 
     # the resumed run equals one uninterrupted run
-    with ReasonRanker(backend=scripted_backend("overlap"), window_size=10, step=5) as ranker:
+    with ReasonRanker("overlap", "scripted", window_size=10, step=5) as ranker:
         evaluate(
             data,
             ranker,
@@ -110,7 +109,7 @@ def test_killed_eval_resumes_without_redoing_finished_queries(noveleval_dir, tmp
 def test_resume_refuses_other_settings(noveleval_dir, tmp_path):
     data = load_data(noveleval_dir)
     run = read_trec_run(noveleval_dir / "run.bm25.trec")
-    with ReasonRanker(backend=scripted_backend("identity")) as ranker:
+    with ReasonRanker("identity", "scripted") as ranker:
         evaluate(
             data, ranker, tmp_path, first_stage=run, source={}, qids=["0"], top_k=20, show_progress=False
         )
@@ -123,7 +122,7 @@ def test_resume_refuses_other_settings(noveleval_dir, tmp_path):
 def test_more_queries_reuse_the_finished_ones(noveleval_dir, tmp_path):
     data = load_data(noveleval_dir)
     run = read_trec_run(noveleval_dir / "run.bm25.trec")
-    with ReasonRanker(backend=scripted_backend("reverse")) as ranker:
+    with ReasonRanker("reverse", "scripted") as ranker:
         small = evaluate(
             data, ranker, tmp_path, first_stage=run, source={}, qids=["0"], top_k=20, show_progress=False
         )

@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from reasonrank_plugins import ReasonRanker
+from reasonrank_plugins.backends.scripted import overlap_score
 from reasonrank_plugins.server.app import ServerLimits, create_app
 from reasonrank_plugins.server.run import check_bind
-from reasonrank_plugins.server.spec import RankerSpec, overlap_score
+from reasonrank_plugins.server.spec import RankerSpec
 from reasonrank_plugins.testing import ScriptedBackend
 
 DOCS = ["blue sky over the sea", "the red fox jumps", "a fox den", "red paint"]
