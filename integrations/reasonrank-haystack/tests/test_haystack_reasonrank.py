@@ -45,9 +45,9 @@ class WordCountBackend(ScriptedBackend):
 
 @pytest.fixture(autouse=True)
 def scripted_backend_name(monkeypatch):
-    """Register ``backend="scripted"`` for the engine's loader (undone after each test); no telemetry."""
+    """Register ``backend="word-count"`` for the engine's loader (undone after each test); no telemetry."""
     monkeypatch.setattr(haystack_telemetry, "telemetry", None)
-    monkeypatch.setitem(BACKENDS, "scripted", f"{__name__}:WordCountBackend")
+    monkeypatch.setitem(BACKENDS, "word-count", f"{__name__}:WordCountBackend")
     monkeypatch.setattr(WordCountBackend, "instances", [])
 
 
@@ -97,7 +97,7 @@ def check(got: list[Document], want: list[Document], top_k: int) -> None:
 
 
 def test_pipeline_reranks_in_scripted_order(store, queries):
-    ranker = ReasonRankRanker(top_k=4, backend="scripted", model="word-count", keep_retrieval_score=True)
+    ranker = ReasonRankRanker(top_k=4, backend="word-count", model="word-count", keep_retrieval_score=True)
     pipe = pipeline(store, ranker)
     want = expected(store, queries["0"])
     assert [d.id for d in want] != [d.id for d in sorted(want, key=lambda d: -d.score)]
@@ -110,7 +110,7 @@ def test_pipeline_reranks_in_scripted_order(store, queries):
 
 
 async def test_run_async_uses_the_native_async_path(store, queries, monkeypatch):
-    ranker = ReasonRankRanker(top_k=3, backend="scripted", model="word-count", keep_retrieval_score=True)
+    ranker = ReasonRankRanker(top_k=3, backend="word-count", model="word-count", keep_retrieval_score=True)
     ranker.warm_up()
     spy = AsyncMock(wraps=ranker._ranker.arerank)
     monkeypatch.setattr(ranker._ranker, "arerank", spy)
@@ -127,7 +127,7 @@ def _no_sync_path(*args, **kwargs):
 
 
 def test_pipeline_dumps_and_loads(store, queries):
-    ranker = ReasonRankRanker(top_k=2, backend="scripted", model="word-count", window_size=8, step=4)
+    ranker = ReasonRankRanker(top_k=2, backend="word-count", model="word-count", window_size=8, step=4)
     pipe = pipeline(store, ranker)
     first = pipe.run(inputs(queries["2"]))["ranker"]["documents"]
 
@@ -144,7 +144,7 @@ def test_pipeline_dumps_and_loads(store, queries):
 
 
 async def test_engine_is_built_once_across_five_queries(store, queries):
-    ranker = ReasonRankRanker(top_k=3, backend="scripted", model="word-count")
+    ranker = ReasonRankRanker(top_k=3, backend="word-count", model="word-count")
     pipe = pipeline(store, ranker)
     ranker.warm_up()
     ranker.warm_up()
@@ -159,7 +159,7 @@ async def test_engine_is_built_once_across_five_queries(store, queries):
 
 
 def test_warm_up_is_idempotent_and_close_frees_the_engine(queries):
-    ranker = ReasonRankRanker(backend="scripted", model="word-count")
+    ranker = ReasonRankRanker(backend="word-count", model="word-count")
     ranker.warm_up()
     engine = ranker._ranker
     ranker.warm_up()
@@ -173,7 +173,7 @@ def test_warm_up_is_idempotent_and_close_frees_the_engine(queries):
 
 
 def test_dedupe_top_k_threshold_and_empty_content():
-    ranker = ReasonRankRanker(top_k=None, backend="scripted", model="word-count")
+    ranker = ReasonRankRanker(top_k=None, backend="word-count", model="word-count")
     assert ranker.run("q", [])["documents"] == []
     assert WordCountBackend.instances == []  # nothing to rank: the model is not even loaded
     docs = [
@@ -190,7 +190,7 @@ def test_dedupe_top_k_threshold_and_empty_content():
     assert out[-1].meta == {"k": 1, NOTE_KEY: "empty content: ranked last without the model"}
     assert docs[0].score == 0.9 and docs[0].meta == {"k": 1}  # input untouched
     assert [d.id for d in ranker.run("q", docs, top_k=1)["documents"]] == ["long"]
-    thresholded = ReasonRankRanker(backend="scripted", model="word-count", score_threshold=0.5)
+    thresholded = ReasonRankRanker(backend="word-count", model="word-count", score_threshold=0.5)
     thresholded = thresholded.run("q", docs)["documents"]
     assert [d.id for d in thresholded] == ["long", "short"]
     (single,) = ranker.run("q", docs[1:2])["documents"]
@@ -216,7 +216,7 @@ def test_api_key_secret_is_serialized_and_reaches_server_backends_only(monkeypat
     restored = ReasonRankRanker.from_dict(data)
     assert isinstance(restored.api_key, Secret)
     restored.warm_up()
-    ReasonRankRanker(backend="scripted", model="word-count").warm_up()
+    ReasonRankRanker(backend="word-count", model="word-count").warm_up()
 
     server_backend, local_backend = WordCountBackend.instances
     assert server_backend.options == {"base_url": "http://x/v1", "api_key": "sk-test"}
