@@ -6,11 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
 status=0
-# The training end-to-end pipeline test (real teacher server, SFT/GRPO/export on a tiny student) is
-# run on its own until it has been seen green on an idle machine:
-#   python3 -m pytest training/tests/test_training_pipeline.py
 python3 -m pytest -q -p no:cacheprovider --timeout=1200 --durations=15 \
-  --ignore=training/tests/test_training_pipeline.py \
   tests integrations/*/tests training/tests "$@" || status=$?
 bash scripts/vllm-env.sh --test --timeout=1200 || status=$?
 exit $status
