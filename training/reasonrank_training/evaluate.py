@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasonrank_plugins.parse import parse_answer
+from reasonrank_plugins.parse import ParseStatus, parse_answer
 
 from .data import QueryItem, to_passage, windows
 from .metrics import ndcg_recall_at_10
@@ -25,6 +25,12 @@ class EvalResult:
     ndcg_initial: float  # ... of the windows in first-stage order
     forced: int  # windows whose reasoning budget ran out
     per_window: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ids_listed(answer: str, n: int) -> int:
+    """How many distinct valid ids (1..n) the answer block ``answer`` names; 0 when it names none."""
+    parsed = parse_answer(f"<answer>{answer}</answer>", n)
+    return 0 if parsed.status is ParseStatus.FAILED else n - len(parsed.missing)
 
 
 def evaluate_model(
@@ -58,7 +64,7 @@ def evaluate_model(
     per_window = []
     for window, result in zip(jobs, results, strict=True):
         record = result.windows[0]
-        listed = parse_answer(f"<answer>{record.answer}</answer>", len(record.indices))
+        listed = ids_listed(record.answer, len(record.indices))
         judged = qrels.get(window.item.qid, {})
         ndcg, _ = ndcg_recall_at_10([window.initial_list[i] for i in result.order], judged)
         initial, _ = ndcg_recall_at_10(window.initial_list, judged)
@@ -66,8 +72,8 @@ def evaluate_model(
             {
                 "qid": window.item.qid,
                 "status": str(record.status),
-                "complete": bool(record.answer) and not listed.missing,
-                "listed": len(record.indices) - len(listed.missing) if record.answer else 0,
+                "complete": listed == len(record.indices),
+                "listed": listed,
                 "ndcg@10": ndcg,
                 "ndcg@10_initial": initial,
                 "forced": record.forced,

@@ -40,8 +40,10 @@ def model_card(name: str, summaries: list[dict[str, Any]]) -> str:
         "---",
         f"# {name}",
         "",
-        "A reasoning listwise reranker trained with `reasonrank-training` (ReasonRank recipe: "
-        "synthesised reasoning data, self-consistency filter, SFT, GRPO). Serve it with the core engine:",
+        (
+            "A reasoning listwise reranker trained with `reasonrank-training` (ReasonRank recipe: "
+            "synthesised reasoning data, self-consistency filter, SFT, GRPO). Serve it with the core engine:"
+        ),
         "",
         "```python",
         "from reasonrank_plugins import ReasonRanker",

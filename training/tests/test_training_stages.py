@@ -4,6 +4,7 @@ import json
 
 import pytest
 from reasonrank_training.data import QueryItem, load_beir, load_items, load_qrels, windows
+from reasonrank_training.evaluate import ids_listed
 from reasonrank_training.examples import grpo_example, sft_example, target_text
 from reasonrank_training.filtering import filter_records
 from reasonrank_training.synth import pointwise_messages, rankgpt_messages, relevant_ids
@@ -161,3 +162,18 @@ def test_grpo_example_carries_reward_inputs(tokenizer):
     assert example["gold_list"] == "[3] > [1] > [2]"
     assert example["initial_list"] == ["d1", "d2", "d3"] and example["relevant_docids"] == ["d2"]
     assert target_text({**record("x"), "order": [2, 0, 1]}).endswith("<answer>[3] > [1] > [2]</answer>")
+
+
+@pytest.mark.parametrize(
+    ("answer", "listed"),
+    [
+        ("[2] > [1] > [3]", 3),  # complete
+        ("[2] > [2] > [1]", 2),  # a duplicate counts once
+        ("[3] > [9]", 1),  # out of range is not listed
+        ("2 > 1 > 3", 3),  # bare numbers (no brackets) are read
+        ("[0] > [-1]", 0),  # nothing valid: a failed parse lists nothing
+        ("", 0),
+    ],
+)
+def test_ids_listed_counts_distinct_valid_ids(answer, listed):
+    assert ids_listed(answer, 3) == listed
