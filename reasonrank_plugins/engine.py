@@ -60,7 +60,9 @@ def validate_request(query: object, passages: object, top_k: object = None) -> t
     if not isinstance(query, str) or not query.strip():
         raise ValueError(f"query must be a non-empty string, got {query!r:.80}")
     if isinstance(passages, (str, bytes)) or not isinstance(passages, Sequence):
-        raise ValueError(f"passages must be a list of strings or Passage objects, got {type(passages).__name__}")
+        raise ValueError(
+            f"passages must be a list of strings or Passage objects, got {type(passages).__name__}"
+        )
     if not passages:
         raise ValueError("passages is empty: give at least one passage")
     normalised = []
@@ -119,8 +121,8 @@ class Engine:
         text = f"<think>{gen.reasoning}</think>{gen.text}" if gen.reasoning else gen.text
         prompt_tokens, completion_tokens = gen.prompt_tokens, gen.completion_tokens
         forced = False
-        if _needs_answer(text, gen.finish_reason):
-            prefix = _forcing_prefix(text)
+        if needs_answer(text, gen.finish_reason):
+            prefix = forcing_prefix(text)
             budget = self.config.answer_budget or 7 * n + 16
             extra = await self._call(GenerationRequest(messages, budget, prefix=prefix, stop=("</answer>",)))
             text = prefix + extra.text + ("</answer>" if extra.finish_reason == "stop" else "")
@@ -193,14 +195,14 @@ def finish(job: Job) -> RerankResult:
     )
 
 
-def _needs_answer(text: str, finish_reason: str) -> bool:
+def needs_answer(text: str, finish_reason: str) -> bool:
     """No answer block was opened (budget ran out, or the model stopped without one), or the budget
     ran out inside the answer."""
     _, answer, closed = split_output(text)
     return answer is None or (not closed and finish_reason == "length")
 
 
-def _forcing_prefix(text: str) -> str:
+def forcing_prefix(text: str) -> str:
     """The assistant text to continue from so that only the ranking is decoded."""
     if split_output(text)[1] is not None:
         return text  # the answer was already open: keep decoding it

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
-_BRACKET_ID = re.compile(r"\[([0-9]+)\]")
+_BRACKET_ID = re.compile(r"\[([^\[\]]*)\]")  # every bracketed token; non-ids count as invalid
 _BARE_ID = re.compile(r"(?<![0-9\-.])[0-9]+(?![0-9])")
 _MAX_ID_DIGITS = 9  # longer numbers are out of range for any window; never int() them
 
@@ -86,7 +86,8 @@ def parse_answer(text: str, n: int) -> ParsedAnswer:
     seen: set[int] = set()
     duplicates = invalid = 0
     for token in tokens:
-        digits = token.lstrip("0")
+        token = token.strip()
+        digits = token.lstrip("0") if token.isascii() and token.isdigit() else ""
         value = int(digits) if digits and len(digits) <= _MAX_ID_DIGITS else 0
         if not 1 <= value <= n:
             invalid += 1

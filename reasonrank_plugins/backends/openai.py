@@ -80,7 +80,7 @@ class OpenAIBackend(Backend):
             raise ValueError(f"forced_answer must be 'auto', 'completions' or 'chat', got {forced_answer!r}")
         if tokenizer is None and Path(model).is_dir():
             tokenizer = model
-        self.tokenizer = _load_tokenizer(tokenizer) if tokenizer is not None else None
+        self.tokenizer = load_tokenizer(tokenizer) if tokenizer is not None else None
         if forced_answer == "auto":
             forced_answer = "completions" if self.tokenizer is not None else "chat"
         if forced_answer == "completions" and self.tokenizer is None:
@@ -162,16 +162,7 @@ class OpenAIBackend(Backend):
         return options
 
     def render(self, request: GenerationRequest) -> str:
-        """The chat-template prompt with the generation prompt, then the assistant prefix; a leading
-        BOS is left to the server, which adds it when the model wants one."""
-        tok = self.tokenizer
-        prompt = tok.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
-        if tok.bos_token and prompt.startswith(tok.bos_token):
-            prompt = prompt[len(tok.bos_token) :]
-        prefix = request.prefix
-        if prompt.endswith("<think>\n") and prefix.startswith("<think>"):  # templates that open the think
-            prefix = prefix[len("<think>") :].lstrip("\n")
-        return prompt + prefix
+        return render_prompt(self.tokenizer, request.messages, request.prefix)
 
     def truncate(self, text: str, max_tokens: int) -> str:
         if self.tokenizer is not None:
@@ -195,7 +186,18 @@ class OpenAIBackend(Backend):
         self.pool.close(lambda client: client.close())
 
 
-def _load_tokenizer(tokenizer: Any) -> Any:
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]], prefix: str = "") -> str:
+    """The chat-template prompt with the generation prompt, then the assistant ``prefix``; a leading
+    BOS is left to the server, which adds it when the model wants one."""
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    if tokenizer.bos_token and prompt.startswith(tokenizer.bos_token):
+        prompt = prompt[len(tokenizer.bos_token) :]
+    if prompt.endswith("<think>\n") and prefix.startswith("<think>"):  # templates that open the think
+        prefix = prefix[len("<think>") :].lstrip("\n")
+    return prompt + prefix
+
+
+def load_tokenizer(tokenizer: Any) -> Any:
     if not isinstance(tokenizer, (str, Path)):
         return tokenizer  # already a tokenizer object
     try:

@@ -82,6 +82,10 @@ def test_examples():
     # 0, negatives, huge and unicode-digit ids are ignored
     odd = parse_answer("<answer>[0] > [-1] > [٣] > [99999999999999] > [2]</answer>", 3)
     assert odd.order == [1, 0, 2] and odd.status is ParseStatus.REPAIRED
+    # a bracketed non-id makes an otherwise complete answer "repaired", not "ok"
+    for answer in ("[1] > [-1]", "[] > [1]", "[1] > [x]"):
+        parsed = parse_answer(f"<answer>{answer}</answer>", 1)
+        assert parsed.order == [0] and parsed.status is ParseStatus.REPAIRED and parsed.invalid == 1
     # no answer block at all: input order, flagged
     assert parse_answer("[2] > [1]", 2).status is ParseStatus.FAILED
     # bare numbers inside the answer block are accepted but marked repaired

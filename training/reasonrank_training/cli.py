@@ -67,6 +67,11 @@ def synth(
     cache: Path | None = typer.Option(None, help="Request cache (default: OUTPUT.cache.jsonl)."),
     price_prompt: float = typer.Option(0.0, help="USD per million prompt tokens."),
     price_completion: float = typer.Option(0.0, help="USD per million completion tokens."),
+    tokenizer: str | None = typer.Option(
+        None,
+        help="The teacher's tokenizer (folder or hub id): with --prompt reasonrank, a reply without "
+        "an <answer> block is then forced through /v1/completions, as the core engine does.",
+    ),
 ) -> None:
     """Ask the teacher for relevance labels and reasoned rankings."""
     from .synth import SynthConfig, synthesize
@@ -95,6 +100,7 @@ def synth(
             cache=cache or output.with_suffix(".cache.jsonl"),
             price_prompt=price_prompt,
             price_completion=price_completion,
+            tokenizer=tokenizer,
         )
         try:
             return await synthesize(

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from reasonrank_plugins.engine import forcing_prefix, needs_answer
 from reasonrank_plugins.parse import split_output
 from reasonrank_plugins.prompt import build_messages, passage_content
 
@@ -109,6 +110,7 @@ class SynthConfig:
     max_passage_words: int | None = 300
     pointwise: Literal["auto", "always", "never"] = "auto"  # auto: only where qrels do not label the query
     min_rel: int = 1
+    force_answer: bool = True  # reasonrank prompt, teacher with a tokenizer: force a missing <answer>
 
 
 def _windows(items: list[QueryItem], config: SynthConfig) -> list[Window]:
@@ -172,11 +174,27 @@ async def _synth_window(
             messages, max_tokens=config.max_tokens, temperature=config.temperature, seed=seed
         )
         reasoning, final = reply.reasoning, reply.content
-        if config.prompt == "reasonrank":  # the reply is <think>..</think> <answer>..</answer>
-            reasoning, answer, _ = split_output((f"<think>{reasoning}</think>" if reasoning else "") + final)
-            final = answer or ""
         sample_usage = Usage(**vars(usage))
         _account(sample_usage, teacher, reply)
+        forced = False
+        if config.prompt == "reasonrank":  # the reply is <think>..</think> <answer>..</answer>
+            text = (f"<think>{reasoning}</think>" if reasoning else "") + final
+            if (
+                config.force_answer
+                and teacher.tokenizer is not None
+                and needs_answer(text, reply.finish_reason)
+            ):
+                # as the core engine does: close the reasoning, open <answer>, decode only the ranking
+                prefix = forcing_prefix(text)
+                extra = await teacher.chat(
+                    messages, max_tokens=7 * len(texts) + 16, temperature=config.temperature, seed=seed,
+                    prefix=prefix, stop=["</answer>"],
+                )  # fmt: skip
+                _account(sample_usage, teacher, extra)
+                closing = "</answer>" if extra.finish_reason == "stop" else ""
+                text, forced = prefix + extra.content + closing, True
+            reasoning, answer, _ = split_output(text)
+            final = answer or ""
         records.append(
             {
                 "id": rid,
@@ -188,6 +206,7 @@ async def _synth_window(
                 "reasoning": reasoning,
                 "final_list": final,
                 "finish_reason": reply.finish_reason,
+                "forced": forced,
                 "usage": asdict(sample_usage),
             }
         )

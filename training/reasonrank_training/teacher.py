@@ -98,13 +98,19 @@ class Teacher:
         cache: str | Path | None = None,
         price_prompt: float = 0.0,
         price_completion: float = 0.0,
+        tokenizer: Any = None,
     ) -> None:
         from openai import AsyncOpenAI
+
+        from reasonrank_plugins.backends.openai import load_tokenizer
 
         self.client = AsyncOpenAI(
             base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout
         )
         self.model = model
+        self.tokenizer = (
+            load_tokenizer(tokenizer) if tokenizer is not None else None
+        )  # renders forced answers
         self.cache = RequestCache(cache)
         self.price = (price_prompt, price_completion)  # USD per million tokens
         self.usage = Usage()
@@ -117,26 +123,43 @@ class Teacher:
         max_tokens: int,
         temperature: float = 0.0,
         seed: int | None = None,
+        prefix: str = "",
+        stop: list[str] | None = None,
     ) -> TeacherReply:
-        request = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            **({"seed": seed} if seed is not None else {}),
-        }
+        """A chat completion; with ``prefix``, the assistant turn continues from it (rendered with
+        ``tokenizer``'s chat template and sent to ``/v1/completions``) and ``content`` is the
+        continuation only."""
+        request: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature}
+        if seed is not None:
+            request["seed"] = seed
+        if stop:
+            request["stop"] = stop
+        if prefix:
+            if self.tokenizer is None:
+                raise ValueError("continuing an assistant prefix renders the prompt locally: pass tokenizer=")
+            from reasonrank_plugins.backends.openai import render_prompt
+
+            request["prompt"] = render_prompt(self.tokenizer, messages, prefix)
+        else:
+            request["messages"] = messages
         key = self.cache.key(request)
         hit = self.cache.get(key)
         if hit is not None:
             self.usage.cached += 1
             return TeacherReply(**{**hit, "cached": True})
         async with self._slots:
-            response = await self.client.chat.completions.create(**request)
+            if prefix:
+                response = await self.client.completions.create(**request)
+            else:
+                response = await self.client.chat.completions.create(**request)
         choice = response.choices[0]
-        raw_reasoning = getattr(choice.message, "reasoning_content", None) or (
-            (choice.message.model_extra or {}).get("reasoning_content")
-        )
-        reasoning, content = split_reasoning(choice.message.content or "", raw_reasoning)
+        if prefix:
+            reasoning, content = "", choice.text or ""
+        else:
+            raw_reasoning = getattr(choice.message, "reasoning_content", None) or (
+                (choice.message.model_extra or {}).get("reasoning_content")
+            )
+            reasoning, content = split_reasoning(choice.message.content or "", raw_reasoning)
         usage = response.usage
         reply = TeacherReply(
             content=content,

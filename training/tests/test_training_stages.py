@@ -1,5 +1,6 @@
 """Fast checks of the stages' pieces: inputs, teacher messages and replies, filter, examples."""
 
+import asyncio
 import json
 
 import pytest
@@ -7,8 +8,14 @@ from reasonrank_training.data import QueryItem, load_beir, load_items, load_qrel
 from reasonrank_training.evaluate import ids_listed
 from reasonrank_training.examples import grpo_example, sft_example, target_text
 from reasonrank_training.filtering import filter_records
-from reasonrank_training.synth import pointwise_messages, rankgpt_messages, relevant_ids
-from reasonrank_training.teacher import RequestCache, split_reasoning
+from reasonrank_training.synth import (
+    SynthConfig,
+    pointwise_messages,
+    rankgpt_messages,
+    relevant_ids,
+    synthesize,
+)
+from reasonrank_training.teacher import RequestCache, Teacher, split_reasoning
 
 from reasonrank_plugins.prompt import build_messages
 from reasonrank_plugins.testing import make_qwen25_tokenizer
@@ -177,3 +184,59 @@ def test_grpo_example_carries_reward_inputs(tokenizer):
 )
 def test_ids_listed_counts_distinct_valid_ids(answer, listed):
     assert ids_listed(answer, 3) == listed
+
+
+def _teacher_server(requests: list[dict]):
+    """An OpenAI-compatible endpoint (httpx MockTransport): chat replies with a bare list and no tags,
+    as the demo model does; completions continue a forced prefix with the ranking."""
+    import httpx
+
+    usage = {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        requests.append({"path": request.url.path, **body})
+        if request.url.path.endswith("/chat/completions"):
+            message = {"role": "assistant", "content": "[] > [3] > [1]"}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return httpx.Response(200, json={"id": "c", "object": "chat.completion", "created": 0,
+                                             "model": "t", "choices": [choice], "usage": usage})  # fmt: skip
+        choice = {"index": 0, "text": " [3] > [1] > [2] ", "finish_reason": "stop", "logprobs": None}
+        return httpx.Response(200, json={"id": "c", "object": "text_completion", "created": 0,
+                                         "model": "t", "choices": [choice], "usage": usage})  # fmt: skip
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handle))
+
+
+@pytest.mark.parametrize("with_tokenizer", [True, False])
+def test_synth_forces_a_missing_answer_like_the_engine(tmp_path, tokenizer, with_tokenizer):
+    from openai import AsyncOpenAI
+
+    requests: list[dict] = []
+    item = QueryItem("q1", "what is x", [{"docid": f"d{i}", "text": f"text {i}"} for i in (1, 2, 3)])
+    config = SynthConfig(
+        prompt="reasonrank", window_size=3, temperature=0.8, max_tokens=64, pointwise="never"
+    )
+
+    async def go():
+        teacher = Teacher("http://teacher/v1", "t", tokenizer=tokenizer if with_tokenizer else None)
+        teacher.client = AsyncOpenAI(
+            base_url="http://teacher/v1", api_key="x", http_client=_teacher_server(requests)
+        )
+        usage = await synthesize([item], teacher, tmp_path / "s.jsonl", config, show_progress=False)
+        await teacher.close()
+        return usage
+
+    usage = asyncio.run(go())
+    [rec] = [json.loads(line) for line in (tmp_path / "s.jsonl").open()]
+    if not with_tokenizer:  # no way to continue the turn: the sample keeps no answer (the filter drops it)
+        assert [r["path"] for r in requests] == ["/v1/chat/completions"]
+        assert rec["final_list"] == "" and rec["forced"] is False
+        return
+    chat, completion = requests
+    assert completion["path"] == "/v1/completions" and completion["stop"] == ["</answer>"]
+    assert completion["prompt"].endswith("<|im_start|>assistant\n[] > [3] > [1]</think>\n<answer>")
+    assert completion["temperature"] == chat["temperature"] == 0.8
+    assert rec["forced"] is True and rec["final_list"] == "[3] > [1] > [2]"
+    assert rec["reasoning"] == "[] > [3] > [1]"  # what the teacher wrote before the forced answer
+    assert rec["usage"]["calls"] == usage.calls == 2

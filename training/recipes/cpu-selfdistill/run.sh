@@ -5,7 +5,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 DATA=${DATA:-$HERE/../../../../shared/data/dl19}
 WORK=${WORK:-$HOME/.cache/reasonrank/recipes/cpu-selfdistill}
-TRAIN_QUERIES=${TRAIN_QUERIES:-30}   # DL19 queries 0..29 train, the rest (13) are held out
+TRAIN_QUERIES=${TRAIN_QUERIES:-30}   # DL19 queries 0..TRAIN_QUERIES-1 are sampled for training
+HELDOUT_FROM=${HELDOUT_FROM:-30}     # queries HELDOUT_FROM.. (13 of 43) are held out for evaluation
 WINDOW=${WINDOW:-20}                 # passages a window (the top BM25 window of each query)
 SAMPLES=${SAMPLES:-4}                # teacher samples a window
 TEMPERATURE=${TEMPERATURE:-0.8}
@@ -17,6 +18,7 @@ EPOCHS=${EPOCHS:-1}
 MAX_SFT=${MAX_SFT:-48}               # at most this many kept samples go to SFT
 BUDGET=${BUDGET:-512}                # reasoning budget when evaluating
 PORT=${PORT:-18777}
+(( TRAIN_QUERIES <= HELDOUT_FROM )) || { echo "TRAIN_QUERIES must be <= HELDOUT_FROM" >&2; exit 2; }
 mkdir -p "$WORK"
 cd "$WORK"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$WORK/progress.log"; }
@@ -26,7 +28,7 @@ STUDENT=$(python -c "from reasonrank_plugins.demo_model import demo_model_folder
 
 if [[ ! -s eval_before.json ]]; then
   log "evaluate the base model on the held-out windows"
-  reasonrank-train evaluate --model "$STUDENT" -i "$DATA" --qrels "$DATA/qrels.trec" --offset "$TRAIN_QUERIES" \
+  reasonrank-train evaluate --model "$STUDENT" -i "$DATA" --qrels "$DATA/qrels.trec" --offset "$HELDOUT_FROM" \
     --window-size "$WINDOW" --max-passage-tokens "$PASSAGE_TOKENS" --reasoning-budget "$BUDGET" -o eval_before.json
 fi
 
@@ -42,7 +44,7 @@ log "synth: $SAMPLES samples per training window"
 reasonrank-train synth -i "$DATA" -o synth.jsonl --base-url "http://127.0.0.1:$PORT/v1" --model demo \
   --qrels "$DATA/qrels.trec" --limit "$TRAIN_QUERIES" --depth "$WINDOW" --window-size "$WINDOW" \
   --prompt reasonrank --samples "$SAMPLES" --temperature "$TEMPERATURE" --max-tokens "$MAX_TOKENS" \
-  --max-passage-words "$PASSAGE_WORDS" --concurrency 1
+  --max-passage-words "$PASSAGE_WORDS" --concurrency 1 --tokenizer "$STUDENT"
 kill $TEACHER 2>/dev/null || true
 
 log "filter: nDCG@10 >= $ALPHA against the DL19 qrels, every id listed"
@@ -57,7 +59,7 @@ log "export (merge LoRA)"
 reasonrank-train export --model sft -o exported --summary kept.report.json
 
 log "evaluate the trained model on the held-out windows"
-reasonrank-train evaluate --model exported -i "$DATA" --qrels "$DATA/qrels.trec" --offset "$TRAIN_QUERIES" \
+reasonrank-train evaluate --model exported -i "$DATA" --qrels "$DATA/qrels.trec" --offset "$HELDOUT_FROM" \
   --window-size "$WINDOW" --max-passage-tokens "$PASSAGE_TOKENS" --reasoning-budget "$BUDGET" -o eval_after.json
 python - <<'PY'
 import json
