@@ -240,11 +240,13 @@ async def synthesize(
         w for w in _windows(items, config) if any(f"{w.key}#{s}" not in done for s in range(config.samples))
     ]
     logger.info("synth: %d windows to do, %d records already in %s", len(todo), len(done), output)
+    pending = iter(todo)  # shared by the workers: windows finish (and are written) roughly in order
     with tqdm(total=len(todo), desc="synth", unit="window", disable=not show_progress) as bar:
 
-        async def run(window: Window) -> None:
-            append_jsonl(output, await _synth_window(teacher, window, config, qrels, done))
-            bar.update()
+        async def worker() -> None:
+            for window in pending:
+                append_jsonl(output, await _synth_window(teacher, window, config, qrels, done))
+                bar.update()
 
-        await asyncio.gather(*(run(w) for w in todo))
+        await asyncio.gather(*(worker() for _ in range(max(1, min(teacher.concurrency, len(todo))))))
     return teacher.usage

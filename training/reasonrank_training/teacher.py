@@ -114,6 +114,7 @@ class Teacher:
         self.cache = RequestCache(cache)
         self.price = (price_prompt, price_completion)  # USD per million tokens
         self.usage = Usage()
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
 
     async def chat(
