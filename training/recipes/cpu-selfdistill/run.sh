@@ -50,6 +50,7 @@ kill $TEACHER 2>/dev/null || true
 log "filter: nDCG@10 >= $ALPHA against the DL19 qrels, every id listed"
 reasonrank-train filter -i synth.jsonl -o kept.jsonl --qrels "$DATA/qrels.trec" --alpha "$ALPHA" --require-complete
 head -n "$MAX_SFT" kept.jsonl > sft.jsonl
+[[ -s sft.jsonl ]] || { log "no sample passed the filter (see kept.report.json): nothing to train on"; exit 1; }
 
 log "LoRA SFT"
 reasonrank-train sft -i sft.jsonl --model "$STUDENT" -o sft --lora --lora-r 16 --learning-rate 2e-4 \
