@@ -26,7 +26,7 @@ class EngineConfig:
     step: int = 10
     max_passage_tokens: int = 512
     reasoning_budget: int = 3072
-    answer_budget: int | None = None  # tokens for a forced answer; default 7 per passage + 16
+    answer_budget: int | None = None  # tokens for a forced answer; default: default_answer_budget(n)
 
     def __post_init__(self) -> None:
         validate_window(self.window_size, self.step)
@@ -123,7 +123,7 @@ class Engine:
         forced = False
         if needs_answer(text, gen.finish_reason):
             prefix = forcing_prefix(text)
-            budget = self.config.answer_budget or 7 * n + 16
+            budget = self.config.answer_budget or default_answer_budget(n)
             extra = await self._call(GenerationRequest(messages, budget, prefix=prefix, stop=("</answer>",)))
             text = prefix + extra.text + ("</answer>" if extra.finish_reason == "stop" else "")
             prompt_tokens += extra.prompt_tokens
@@ -193,6 +193,11 @@ def finish(job: Job) -> RerankResult:
         top_k=job.top_k,
         seconds=time.perf_counter() - job.started,
     )
+
+
+def default_answer_budget(n: int) -> int:
+    """Tokens to decode a forced ranking of ``n`` passages: ``[i] > `` is at most ~7 tokens each."""
+    return 7 * n + 16
 
 
 def needs_answer(text: str, finish_reason: str) -> bool:

@@ -48,8 +48,9 @@ class ReasonRanker:
     >>> result.order, result.windows[0].reasoning
 
     ``model`` is ``"demo"``, a local path (model folder or ``.gguf``) or a hub id; ``backend`` is
-    ``"auto"``, ``"llamacpp"``, ``"transformers"``, ``"vllm"``, ``"openai"``, ``"scripted"`` (no model:
-    ``model`` is ``"identity"``, ``"reverse"`` or ``"overlap"``) or a ``Backend`` instance. Extra keyword arguments go to the backend (``base_url``, ``device``, ``n_ctx``, ...).
+    ``"auto"``, ``"llamacpp"``, ``"transformers"``, ``"vllm"``, ``"openai"``, ``"scripted"`` (no
+    model: ``model`` is ``"identity"``, ``"reverse"`` or ``"overlap"``) or a ``Backend`` instance.
+    Extra keyword arguments go to the backend (``base_url``, ``device``, ``n_ctx``, ...).
     A ``Backend`` instance passed in stays open on :meth:`close` (its owner closes it), so several
     rankers can share one loaded model.
     """

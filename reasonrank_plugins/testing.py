@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import shutil
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +62,7 @@ class ScriptedBackend(Backend):
         latency: float | Callable[[GenerationRequest], float] = 0.0,
         max_batch: int | None = None,
         model_name: str = "scripted",
+        keep_requests: int | None = None,
     ) -> None:
         if respond is None:
             respond = answer_by_score(score or (lambda q, c: 0.0))
@@ -68,7 +70,10 @@ class ScriptedBackend(Backend):
         self.latency = latency
         self.model_name = model_name
         self._slots = asyncio.Semaphore(max_batch) if max_batch else None
-        self.requests: list[GenerationRequest] = []
+        # every request, or only the latest ``keep_requests`` (a long-running server must not keep all)
+        self.requests: list[GenerationRequest] | deque[GenerationRequest] = (
+            [] if keep_requests is None else deque(maxlen=keep_requests)
+        )
         self.in_flight = 0
         self.peak_in_flight = 0
         self.closed = False

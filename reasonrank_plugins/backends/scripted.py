@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
 from pathlib import Path
 
 from ..testing import Respond, ScriptedBackend, answer_by_score, parse_window
@@ -19,7 +18,7 @@ from .base import Generation, GenerationRequest
 __all__ = ["SCRIPTS", "ScriptedModelBackend", "overlap_score"]
 
 _WORD = re.compile(r"\w+")
-KEPT_REQUESTS = 64  # the latest requests, for inspection; a long-running server must not keep them all
+KEPT_REQUESTS = 64  # the latest requests, for inspection
 
 
 def overlap_score(query: str, content: str) -> float:
@@ -60,8 +59,8 @@ class ScriptedModelBackend(ScriptedBackend):
             latency=float(latency),
             max_batch=int(max_batch) if max_batch else None,
             model_name=f"scripted-{model}",
+            keep_requests=KEPT_REQUESTS,
         )
-        self.requests: deque[GenerationRequest] = deque(maxlen=KEPT_REQUESTS)  # type: ignore[assignment]
         self.log = Path(log) if log else None
 
     async def generate(self, request: GenerationRequest) -> Generation:

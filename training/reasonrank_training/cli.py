@@ -130,8 +130,9 @@ def filter_(
         read_jsonl(source), alpha=alpha, qrels=_qrels(qrels), require_complete=require_complete
     )
     write_jsonl(output, kept)
-    (report or output.with_suffix(".report.json")).write_text(json.dumps(summary.as_dict(), indent=1))
-    typer.echo(json.dumps(summary.as_dict()))
+    report_data = summary.as_dict()
+    (report or output.with_suffix(".report.json")).write_text(json.dumps(report_data, indent=1))
+    typer.echo(json.dumps(report_data))
 
 
 @app.command()

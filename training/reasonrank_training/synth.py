@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reasonrank_plugins.engine import forcing_prefix, needs_answer
+from reasonrank_plugins.engine import default_answer_budget, forcing_prefix, needs_answer
 from reasonrank_plugins.parse import split_output
 from reasonrank_plugins.prompt import build_messages, passage_content
 
@@ -187,7 +187,7 @@ async def _synth_window(
                 # as the core engine does: close the reasoning, open <answer>, decode only the ranking
                 prefix = forcing_prefix(text)
                 extra = await teacher.chat(
-                    messages, max_tokens=7 * len(texts) + 16, temperature=config.temperature, seed=seed,
+                    messages, max_tokens=default_answer_budget(len(texts)), temperature=config.temperature, seed=seed,
                     prefix=prefix, stop=["</answer>"],
                 )  # fmt: skip
                 _account(sample_usage, teacher, extra)

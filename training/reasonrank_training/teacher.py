@@ -108,9 +108,8 @@ class Teacher:
             base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout
         )
         self.model = model
-        self.tokenizer = (
-            load_tokenizer(tokenizer) if tokenizer is not None else None
-        )  # renders forced answers
+        # renders the prompt of a forced answer (a prefix continued through /v1/completions)
+        self.tokenizer = load_tokenizer(tokenizer) if tokenizer is not None else None
         self.cache = RequestCache(cache)
         self.price = (price_prompt, price_completion)  # USD per million tokens
         self.usage = Usage()
