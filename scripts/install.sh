@@ -14,10 +14,21 @@ mkdir -p "$WHEELS"
 # CPU torch from this machine's local wheel; an unpinned torch would pull a multi-GB CUDA build.
 $PY -m pip install -q "torch==2.13.0"
 
-if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl >/dev/null 2>&1; then
-  echo "building llama-cpp-python $LLAMA_CPP_VERSION once (about 7 minutes); cached in $WHEELS"
-  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) $PY -m pip wheel -q --no-deps "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$WHEELS"
+# The build is native to this CPU, so the wheel is cached per CPU model and flag set. AMX is left
+# out: some virtual machines report amx_tile without letting a process use it (SIGILL in tilezero).
+if [[ "$(uname -m)" == x86_64 ]]; then
+  export CFLAGS="${CFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="${CXXFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 fi
+CPU_KEY=$( (uname -m; grep -m1 -E '^(model name|flags|Features)' /proc/cpuinfo || true; echo "$CFLAGS") | sha256sum | cut -c1-12)
+WHEELS="$WHEELS/llama-cpp-$CPU_KEY"
+mkdir -p "$WHEELS"
+if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $LLAMA_CPP_VERSION once for this CPU (about 7 minutes); cached in $WHEELS"
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) $PY -m pip wheel -q --no-cache-dir --no-deps \
+    "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$WHEELS"
+fi
+# --force-reinstall: a build of the same version made for another CPU may be installed already
+$PY -m pip install -q --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 $PY -m pip install -q "$WHEELS"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 
 extras="all"

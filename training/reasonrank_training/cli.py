@@ -61,6 +61,9 @@ def synth(
     max_tokens: int = 4096,
     pointwise_max_tokens: int = 1024,
     max_passage_words: int = 300,
+    max_passage_tokens: int | None = typer.Option(
+        None, help="Cut passages to this many tokens of --tokenizer (as the student sees them), not words."
+    ),
     pointwise: str = typer.Option("auto", help="auto (when no qrels), always or never."),
     concurrency: int = 4,
     max_retries: int = 5,
@@ -87,6 +90,7 @@ def synth(
         max_tokens=max_tokens,
         pointwise_max_tokens=pointwise_max_tokens,
         max_passage_words=max_passage_words,
+        max_passage_tokens=max_passage_tokens,
         pointwise=pointwise,  # type: ignore[arg-type]
     )
 

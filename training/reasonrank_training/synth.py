@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 from reasonrank_plugins.engine import default_answer_budget, forcing_prefix, needs_answer
 from reasonrank_plugins.parse import split_output
-from reasonrank_plugins.prompt import build_messages, passage_content
+from reasonrank_plugins.prompt import Truncate, build_messages, passage_content
 
 from .data import QueryItem, Window, append_jsonl, read_jsonl, to_passage, windows
+from .examples import tokenizer_truncate
 from .teacher import Teacher, Usage
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,9 @@ def word_truncate(text: str, max_tokens: int) -> str:
     return text if len(words) <= max_tokens else " ".join(words[:max_tokens])
 
 
-def contents(window: Window, max_words: int | None) -> list[str]:
+def contents(window: Window, limit: int | None, truncate: Truncate = word_truncate) -> list[str]:
     """The window's passages as the core prompt renders them (``passage_content``)."""
-    return [
-        passage_content(to_passage(c), max_tokens=max_words, truncate=word_truncate)
-        for c in window.candidates
-    ]
+    return [passage_content(to_passage(c), max_tokens=limit, truncate=truncate) for c in window.candidates]
 
 
 def rankgpt_messages(query: str, passages: Sequence[str]) -> list[dict[str, str]]:
@@ -108,6 +106,9 @@ class SynthConfig:
     max_tokens: int = 4096
     pointwise_max_tokens: int = 1024
     max_passage_words: int | None = 300
+    # with the teacher's tokenizer: cut passages to this many tokens, as the student will see them
+    # at inference (instead of max_passage_words)
+    max_passage_tokens: int | None = None
     pointwise: Literal["auto", "always", "never"] = "auto"  # auto: only where qrels do not label the query
     min_rel: int = 1
     force_answer: bool = True  # reasonrank prompt, teacher with a tokenizer: force a missing <answer>
@@ -128,7 +129,8 @@ async def _synth_window(
     done: set[str],
 ) -> list[dict[str, Any]]:
     item = window.item
-    texts = contents(window, config.max_passage_words)
+    limit, truncate = _truncation(teacher, config)
+    texts = contents(window, limit, truncate)
     judged = qrels.get(item.qid) if qrels is not None else None
     base = {
         "qid": item.qid,
@@ -159,8 +161,8 @@ async def _synth_window(
         messages = build_messages(
             item.query,
             [to_passage(c) for c in window.candidates],
-            max_passage_tokens=config.max_passage_words,
-            truncate=word_truncate,
+            max_passage_tokens=limit,
+            truncate=truncate,
         )
     else:
         messages = rankgpt_messages(item.query, texts)
@@ -214,6 +216,15 @@ async def _synth_window(
     return records
 
 
+def _truncation(teacher: Teacher, config: SynthConfig) -> tuple[int | None, Truncate]:
+    """Passage limit and cut: tokens of the teacher's tokenizer when asked for, else words."""
+    if config.max_passage_tokens is None:
+        return config.max_passage_words, word_truncate
+    if teacher.tokenizer is None:
+        raise ValueError("max_passage_tokens cuts passages with the teacher's tokenizer: pass tokenizer=")
+    return config.max_passage_tokens, tokenizer_truncate(teacher.tokenizer)
+
+
 def _account(usage: Usage, teacher: Teacher, reply: Any) -> None:
     usage.calls += 1
     usage.cached += reply.cached
@@ -235,6 +246,7 @@ async def synthesize(
     """Append one record per window sample to ``output``, skipping those already there."""
     from tqdm.auto import tqdm
 
+    _truncation(teacher, config)  # a bad configuration fails before any request
     done = {row["id"] for row in read_jsonl(output)}
     todo = [
         w for w in _windows(items, config) if any(f"{w.key}#{s}" not in done for s in range(config.samples))

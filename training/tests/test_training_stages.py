@@ -240,3 +240,30 @@ def test_synth_forces_a_missing_answer_like_the_engine(tmp_path, tokenizer, with
     assert rec["forced"] is True and rec["final_list"] == "[3] > [1] > [2]"
     assert rec["reasoning"] == "[] > [3] > [1]"  # what the teacher wrote before the forced answer
     assert rec["usage"]["calls"] == usage.calls == 2
+
+
+def test_synth_cuts_passages_with_the_teacher_tokenizer_as_the_student_sees_them(tmp_path, tokenizer):
+    from openai import AsyncOpenAI
+
+    requests: list[dict] = []
+    long_text = " ".join(f"alpha{i}" for i in range(40))
+    item = QueryItem("q1", "what is x", [{"docid": f"d{i}", "text": long_text} for i in (1, 2, 3)])
+    config = SynthConfig(prompt="reasonrank", window_size=3, max_tokens=64, pointwise="never", max_passage_tokens=6)
+
+    async def go(teacher):
+        teacher.client = AsyncOpenAI(
+            base_url="http://teacher/v1", api_key="x", http_client=_teacher_server(requests)
+        )
+        await synthesize([item], teacher, tmp_path / "s.jsonl", config, show_progress=False)
+        await teacher.close()
+
+    asyncio.run(go(Teacher("http://teacher/v1", "t", tokenizer=tokenizer)))
+    record = json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])
+    # the teacher saw exactly the prompt that SFT trains the student on
+    [system, user] = requests[0]["messages"]
+    assert [system, user] == sft_example(record, tokenizer, max_passage_tokens=6)["prompt"]
+    cut = tokenizer.decode(tokenizer.encode(long_text)[:6])
+    assert f"[1] {cut}\n" in user["content"] and long_text not in user["content"]
+
+    with pytest.raises(ValueError, match="tokenizer"):
+        asyncio.run(go(Teacher("http://teacher/v1", "t")))
