@@ -7,9 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasonrank_plugins.parse import ParseStatus, parse_answer
+from reasonrank_plugins.parse import ParsedAnswer, ParseStatus, parse_answer
 
 from .data import QueryItem, to_passage, windows
+from .filtering import lists_every_id
 from .metrics import ndcg_recall_at_10
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 class EvalResult:
     model: str
     windows: int
-    complete: float  # share of answers that list every id of the window
+    complete: float  # share of answers that list every id of the window exactly once
     statuses: dict[str, int]
     ndcg: float  # mean nDCG@10 of the reranked windows
     ndcg_initial: float  # ... of the windows in first-stage order
@@ -29,7 +30,10 @@ class EvalResult:
 
 def ids_listed(answer: str, n: int) -> int:
     """How many distinct valid ids (1..n) the answer block ``answer`` names; 0 when it names none."""
-    parsed = parse_answer(f"<answer>{answer}</answer>", n)
+    return _listed(parse_answer(f"<answer>{answer}</answer>", n), n)
+
+
+def _listed(parsed: ParsedAnswer, n: int) -> int:
     return 0 if parsed.status is ParseStatus.FAILED else n - len(parsed.missing)
 
 
@@ -64,7 +68,9 @@ def evaluate_model(
     per_window = []
     for window, result in zip(jobs, results, strict=True):
         record = result.windows[0]
-        listed = ids_listed(record.answer, len(record.indices))
+        size = len(record.indices)
+        parsed = parse_answer(f"<answer>{record.answer}</answer>", size)
+        listed = _listed(parsed, size)
         judged = qrels.get(window.item.qid, {})
         ndcg, _ = ndcg_recall_at_10([window.initial_list[i] for i in result.order], judged)
         initial, _ = ndcg_recall_at_10(window.initial_list, judged)
@@ -72,7 +78,7 @@ def evaluate_model(
             {
                 "qid": window.item.qid,
                 "status": str(record.status),
-                "complete": listed == len(record.indices),
+                "complete": lists_every_id(parsed),
                 "listed": listed,
                 "ndcg@10": ndcg,
                 "ndcg@10_initial": initial,

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reasonrank_plugins.parse import ParseStatus, parse_answer
+from reasonrank_plugins.parse import ParsedAnswer, ParseStatus, parse_answer
 
 from .metrics import ndcg_recall_at_10
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 class DatasetCount:
     total: int = 0
     kept: int = 0
-    complete: int = 0  # teacher answers listing every id exactly once
+    complete: int = 0  # teacher answers listing every id exactly once (lists_every_id)
     ndcg_sum: float = 0.0
 
     @property
@@ -43,9 +43,20 @@ class FilterReport:
         }
 
 
+def lists_every_id(parsed: ParsedAnswer) -> bool:
+    """The answer names every id of the window exactly once. Bracketed non-ids such as ``[]`` make
+    the parse ``repaired`` but are no ids, so they neither add nor remove one."""
+    return parsed.status is not ParseStatus.FAILED and not parsed.missing and not parsed.duplicates
+
+
+def parse_final_list(record: dict[str, Any]) -> ParsedAnswer:
+    """The teacher's ``final_list`` read by the core parser."""
+    return parse_answer(f"<answer>{record.get('final_list') or ''}</answer>", len(record["initial_list"]))
+
+
 def teacher_order(record: dict[str, Any]) -> tuple[list[int], ParseStatus]:
     """The teacher's ``final_list`` as a 0-based permutation of the window (core parser)."""
-    parsed = parse_answer(f"<answer>{record.get('final_list') or ''}</answer>", len(record["initial_list"]))
+    parsed = parse_final_list(record)
     return parsed.order, parsed.status
 
 
@@ -54,17 +65,17 @@ def score(record: dict[str, Any], qrels: dict[str, dict[str, int]] | None = None
 
     Judged against the real ``qrels`` of its query when given, else its ``relevant_docids``.
     """
-    order, status = teacher_order(record)
-    ranked = [record["initial_list"][i] for i in order]
+    parsed = parse_final_list(record)
+    ranked = [record["initial_list"][i] for i in parsed.order]
     judged = (qrels or {}).get(record["qid"])
     if judged is None:
         judged = dict.fromkeys(record.get("relevant_docids") or [], 1)
     ndcg, _ = ndcg_recall_at_10(ranked, judged)
     return {
         **record,
-        "order": order,
-        "parse_status": str(status),
-        "complete": status is ParseStatus.OK,
+        "order": parsed.order,
+        "parse_status": str(parsed.status),
+        "complete": lists_every_id(parsed),
         "ndcg@10": ndcg,
     }
 

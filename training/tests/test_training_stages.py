@@ -140,6 +140,21 @@ def test_filter_by_alpha_and_completeness():
     assert [r["final_list"] for r in kept] == ["[2] > [1] > [3]"]
 
 
+@pytest.mark.parametrize(
+    ("final_list", "complete"),
+    [
+        ("[]\n[] [2] > [1] > [3]", True),  # the demo model's empty brackets are no ids: all three listed once
+        ("2 > 1 > 3", True),  # bare numbers
+        ("[2] > [1] > [3] > [1]", False),  # a repeated id
+        ("[2] > [3]", False),  # a missing id
+        ("[] > []", False),  # no id at all
+    ],
+)
+def test_complete_means_every_id_exactly_once(final_list, complete):
+    [scored], _ = filter_records([record(final_list)], alpha=0.0)
+    assert scored["complete"] is complete
+
+
 def test_filter_prefers_real_qrels():
     qrels = {"q1": {"d3": 2, "d2": 0}}
     kept, _ = filter_records([record("[2] > [1] > [3]"), record("[3] > [1] > [2]")], alpha=0.9, qrels=qrels)

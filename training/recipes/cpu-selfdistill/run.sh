@@ -10,11 +10,11 @@ HELDOUT_FROM=${HELDOUT_FROM:-30}     # queries HELDOUT_FROM.. (13 of 43) are hel
 WINDOW=${WINDOW:-20}                 # passages a window (the top BM25 window of each query)
 SAMPLES=${SAMPLES:-4}                # teacher samples a window
 TEMPERATURE=${TEMPERATURE:-0.8}
-PASSAGE_WORDS=${PASSAGE_WORDS:-30}   # teacher-side truncation (words)
-PASSAGE_TOKENS=${PASSAGE_TOKENS:-40} # student-side truncation (tokens), as at inference
+PASSAGE_TOKENS=${PASSAGE_TOKENS:-40} # passages cut to this many tokens for teacher and student alike
 MAX_TOKENS=${MAX_TOKENS:-768}
 ALPHA=${ALPHA:-0.4}
-EPOCHS=${EPOCHS:-1}
+EPOCHS=${EPOCHS:-3}
+GRAD_ACCUM=${GRAD_ACCUM:-2}
 MAX_SFT=${MAX_SFT:-48}               # at most this many kept samples go to SFT
 BUDGET=${BUDGET:-512}                # reasoning budget when evaluating
 PORT=${PORT:-18777}
@@ -44,7 +44,7 @@ log "synth: $SAMPLES samples per training window"
 reasonrank-train synth -i "$DATA" -o synth.jsonl --base-url "http://127.0.0.1:$PORT/v1" --model demo \
   --qrels "$DATA/qrels.trec" --limit "$TRAIN_QUERIES" --depth "$WINDOW" --window-size "$WINDOW" \
   --prompt reasonrank --samples "$SAMPLES" --temperature "$TEMPERATURE" --max-tokens "$MAX_TOKENS" \
-  --max-passage-words "$PASSAGE_WORDS" --concurrency 1 --tokenizer "$STUDENT"
+  --max-passage-tokens "$PASSAGE_TOKENS" --concurrency 1 --tokenizer "$STUDENT"
 kill $TEACHER 2>/dev/null || true
 
 log "filter: nDCG@10 >= $ALPHA against the DL19 qrels, every id listed"
@@ -54,7 +54,7 @@ head -n "$MAX_SFT" kept.jsonl > sft.jsonl
 
 log "LoRA SFT"
 reasonrank-train sft -i sft.jsonl --model "$STUDENT" -o sft --lora --lora-r 16 --learning-rate 2e-4 \
-  --epochs "$EPOCHS" --batch-size 1 --grad-accum 4 --max-passage-tokens "$PASSAGE_TOKENS" --no-measure-loss
+  --epochs "$EPOCHS" --batch-size 1 --grad-accum "$GRAD_ACCUM" --max-passage-tokens "$PASSAGE_TOKENS" --no-measure-loss
 
 log "export (merge LoRA)"
 reasonrank-train export --model sft -o exported --summary kept.report.json
