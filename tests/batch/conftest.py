@@ -10,6 +10,10 @@ def local_ray():
     """One small local Ray instance for the whole session (starting one takes 10-30 s here)."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    # start every actor of a pool before dispatching: on a loaded machine the second actor can
+    # otherwise come up after the first has taken all the batches
+    context.wait_for_min_actors_s = 300
     yield ray
     ray.shutdown()
