@@ -9,7 +9,6 @@ PY=${PYTHON:-python3}
 CACHE=${REASONRANK_CACHE:-$HOME/.cache/reasonrank}
 WHEELS="$CACHE/wheels"
 LLAMA_CPP_VERSION=0.3.36
-mkdir -p "$WHEELS"
 
 # CPU torch from this machine's local wheel; an unpinned torch would pull a multi-GB CUDA build.
 $PY -m pip install -q "torch==2.13.0"
@@ -17,9 +16,10 @@ $PY -m pip install -q "torch==2.13.0"
 # The build is native to this CPU, so the wheel is cached per CPU model and flag set. AMX is left
 # out: some virtual machines report amx_tile without letting a process use it (SIGILL in tilezero).
 if [[ "$(uname -m)" == x86_64 ]]; then
-  export CFLAGS="${CFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16" CXXFLAGS="${CXXFLAGS:-} -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+  export CFLAGS="${CFLAGS:-} $NO_AMX" CXXFLAGS="${CXXFLAGS:-} $NO_AMX"
 fi
-CPU_KEY=$( (uname -m; grep -m1 -E '^(model name|flags|Features)' /proc/cpuinfo || true; echo "$CFLAGS") | sha256sum | cut -c1-12)
+CPU_KEY=$( (uname -m; grep -m1 -E '^(model name|flags|Features)' /proc/cpuinfo || true; echo "${CFLAGS:-}") | sha256sum | cut -c1-12)
 WHEELS="$WHEELS/llama-cpp-$CPU_KEY"
 mkdir -p "$WHEELS"
 if ! ls "$WHEELS"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl >/dev/null 2>&1; then

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from reasonrank_plugins.engine import default_answer_budget, forcing_prefix, needs_answer
 from reasonrank_plugins.parse import split_output
-from reasonrank_plugins.prompt import Truncate, build_messages, passage_content
+from reasonrank_plugins.prompt import Truncate, passage_content, render_messages, sanitize
 
 from .data import QueryItem, Window, append_jsonl, read_jsonl, to_passage, windows
 from .examples import tokenizer_truncate
@@ -127,10 +127,10 @@ async def _synth_window(
     config: SynthConfig,
     qrels: dict[str, dict[str, int]] | None,
     done: set[str],
+    cut: tuple[int | None, Truncate],
 ) -> list[dict[str, Any]]:
     item = window.item
-    limit, truncate = _truncation(teacher, config)
-    texts = contents(window, limit, truncate)
+    texts = contents(window, *cut)
     judged = qrels.get(item.qid) if qrels is not None else None
     base = {
         "qid": item.qid,
@@ -158,12 +158,7 @@ async def _synth_window(
         relevant = [window.initial_list[i - 1] for i in (pointwise or {}).get("ids", [])]
         source = "teacher"
     if config.prompt == "reasonrank":
-        messages = build_messages(
-            item.query,
-            [to_passage(c) for c in window.candidates],
-            max_passage_tokens=limit,
-            truncate=truncate,
-        )
+        messages = render_messages(sanitize(item.query), texts)  # build_messages on the cut passages
     else:
         messages = rankgpt_messages(item.query, texts)
     records = []
@@ -246,7 +241,7 @@ async def synthesize(
     """Append one record per window sample to ``output``, skipping those already there."""
     from tqdm.auto import tqdm
 
-    _truncation(teacher, config)  # a bad configuration fails before any request
+    cut = _truncation(teacher, config)  # a bad configuration fails before any request
     done = {row["id"] for row in read_jsonl(output)}
     todo = [
         w for w in _windows(items, config) if any(f"{w.key}#{s}" not in done for s in range(config.samples))
@@ -257,7 +252,7 @@ async def synthesize(
 
         async def worker() -> None:
             for window in pending:
-                append_jsonl(output, await _synth_window(teacher, window, config, qrels, done))
+                append_jsonl(output, await _synth_window(teacher, window, config, qrels, done, cut))
                 bar.update()
 
         await asyncio.gather(*(worker() for _ in range(max(1, min(teacher.concurrency, len(todo))))))
