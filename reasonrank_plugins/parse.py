@@ -17,6 +17,8 @@ class ParseStatus(str, Enum):
     OK = "ok"  # a complete, well-formed answer listing every id once
     REPAIRED = "repaired"  # usable answer with missing, duplicate or invalid ids, or a truncated tag
     FAILED = "failed"  # no usable answer: the window keeps its input order
+    ERROR = "error"  # the backend call raised: the window keeps its input order (``WindowRecord.error``)
+    TIMEOUT = "timeout"  # the call's deadline passed first: the window keeps its input order
 
     def __str__(self) -> str:
         return self.value

@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import logging
-import threading
-from collections.abc import Coroutine, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from . import loop as engine_loop
 from .backends import Backend, load_backend
-from .engine import Engine, EngineConfig, Job, Schedule, validate_request
+from .engine import Engine, EngineConfig, Job, OnError, Schedule, validate_request
 from .types import Passage, RerankResult
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 PassageLike = str | Passage
 
 
-class _LoopThread:
-    """A private event loop in a daemon thread: every backend call runs here, so windows from
-    sync callers, other threads and other event loops share one scheduler and get batched."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="reasonrank-engine", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
-
-    def stop(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=10)
-        if not self.loop.is_running():
-            self.loop.close()
-
-
 class ReasonRanker:
-    """Reasoning listwise reranker (ReasonRank) with sliding windows over any number of passages.
+    """Reasoning listwise reranker (ReasonRank) over any number of passages.
 
     >>> ranker = ReasonRanker()                      # the embedded demo model on llama.cpp
     >>> result = ranker.rerank("what is bm25?", ["...", "..."], top_k=5)
@@ -51,8 +27,19 @@ class ReasonRanker:
     ``"auto"``, ``"llamacpp"``, ``"transformers"``, ``"vllm"``, ``"openai"``, ``"scripted"`` (no
     model: ``model`` is ``"identity"``, ``"reverse"`` or ``"overlap"``) or a ``Backend`` instance.
     Extra keyword arguments go to the backend (``base_url``, ``device``, ``n_ctx``, ...).
+
+    ``strategy`` is ``"sliding"`` (the published checkpoints' setting: windows of ``window_size``,
+    ``step`` apart, back to front) or ``"tdpart"`` (top-down partitioning around the ``cutoff``-th
+    result of the top window: 3 dependent rounds for 100 candidates instead of 9). ``depth`` limits
+    the candidates reranked (the rest keep their order below).
+
+    ``timeout`` is a deadline in seconds per ``rerank``/``arerank`` call: windows unfinished by then
+    keep their order (status ``timeout``). ``on_error="keep"`` gives a window whose backend call
+    raised status ``error`` and its input order; ``"raise"`` cancels the call and raises.
+    ``max_active_queries`` bounds the queries run at once (default: the backend's capacity).
+
     A ``Backend`` instance passed in stays open on :meth:`close` (its owner closes it), so several
-    rankers can share one loaded model.
+    rankers can share one loaded model; they submit on that backend's one engine loop.
     """
 
     def __init__(
@@ -65,9 +52,21 @@ class ReasonRanker:
         max_passage_tokens: int = 512,
         reasoning_budget: int = 3072,
         answer_budget: int | None = None,
+        strategy: str = "sliding",
+        cutoff: int = 10,
+        depth: int | None = None,
+        drop_empty: bool = False,
+        max_active_queries: int | None = None,
+        timeout: float | None = None,
+        on_error: OnError = "keep",
         **backend_options: Any,
     ) -> None:
-        self.config = EngineConfig(window_size, step, max_passage_tokens, reasoning_budget, answer_budget)
+        self.config = EngineConfig(
+            window_size, step, max_passage_tokens, reasoning_budget, answer_budget,
+            strategy=strategy, cutoff=cutoff, depth=depth, drop_empty=drop_empty,
+        )
+        _check_timeout(timeout)
+        self.timeout = timeout
         if isinstance(backend, Backend):
             if backend_options:
                 raise ValueError(f"backend options {sorted(backend_options)} given with a Backend instance")
@@ -75,21 +74,44 @@ class ReasonRanker:
         else:
             self.backend = load_backend(model, backend, **backend_options)
         self._owns_backend = not isinstance(backend, Backend)
+        try:
+            self.engine = Engine(
+                self.backend, self.config, max_active_queries=max_active_queries, on_error=on_error
+            )
+        except ValueError:
+            if self._owns_backend:
+                self.backend.close()
+            raise
         self.model = self.backend.model_name or model
-        self.engine = Engine(self.backend, self.config)
-        self._loop: _LoopThread | None = _LoopThread()
-        logger.info("ReasonRanker ready: %s on %s", self.model, self.backend.name)
+        self._loop: engine_loop.EngineLoop | None = engine_loop.acquire(self.backend)
+        logger.info("ReasonRanker ready: %s on %s (%s)", self.model, self.backend.name, strategy)
 
     # -- public API -------------------------------------------------------------------------
-    def rerank(self, query: str, passages: Sequence[PassageLike], top_k: int | None = None) -> RerankResult:
-        """Rerank ``passages`` for ``query``; ``order`` is always a permutation of all of them."""
-        return self.rerank_many([(query, passages)], top_k=top_k)[0]
+    def rerank(
+        self,
+        query: str,
+        passages: Sequence[PassageLike],
+        top_k: int | None = None,
+        *,
+        strategy: str | None = None,
+        timeout: float | None = None,
+    ) -> RerankResult:
+        """Rerank ``passages`` for ``query``; ``order`` is always a permutation of all of them.
+        ``strategy`` and ``timeout`` override the ranker's for this call."""
+        return self.rerank_many([(query, passages)], top_k=top_k, strategy=strategy, timeout=timeout)[0]
 
     async def arerank(
-        self, query: str, passages: Sequence[PassageLike], top_k: int | None = None
+        self,
+        query: str,
+        passages: Sequence[PassageLike],
+        top_k: int | None = None,
+        *,
+        strategy: str | None = None,
+        timeout: float | None = None,
     ) -> RerankResult:
         """Async form of :meth:`rerank`; windows are batched with concurrent calls."""
-        return (await self.arerank_many([(query, passages)], top_k=top_k))[0]
+        results = await self.arerank_many([(query, passages)], top_k=top_k, strategy=strategy, timeout=timeout)
+        return results[0]
 
     def rerank_many(
         self,
@@ -98,10 +120,13 @@ class ReasonRanker:
         *,
         schedule: Schedule = "chains",
         show_progress: bool = False,
+        strategy: str | None = None,
+        timeout: float | None = None,
     ) -> list[RerankResult]:
-        """Rerank many queries at once: each query is a chain, the backend batches across chains."""
-        jobs = self._jobs(items, top_k)
-        return self._running().run(self._rank(jobs, schedule, show_progress))
+        """Rerank many queries at once: each query runs as its strategy allows, the backend batches
+        windows across queries, and at most ``max_active_queries`` run at a time."""
+        jobs = self._jobs(items, top_k, strategy)
+        return self._running().run(self._rank(jobs, schedule, show_progress, timeout))
 
     async def arerank_many(
         self,
@@ -110,18 +135,23 @@ class ReasonRanker:
         *,
         schedule: Schedule = "chains",
         show_progress: bool = False,
+        strategy: str | None = None,
+        timeout: float | None = None,
     ) -> list[RerankResult]:
-        jobs = self._jobs(items, top_k)
-        return await self._running().arun(self._rank(jobs, schedule, show_progress))
+        jobs = self._jobs(items, top_k, strategy)
+        return await self._running().arun(self._rank(jobs, schedule, show_progress, timeout))
 
     def close(self) -> None:
-        """Stop the engine thread and free the backend this ranker loaded (GPU memory included).
-        Idempotent."""
-        if self._loop is not None:
-            self._loop.stop()
-            self._loop = None
+        """Free the backend this ranker loaded (GPU memory included), then stop its engine loop
+        when no other ranker uses it. Idempotent."""
+        if self._loop is None:
+            return
+        self._loop = None
+        try:
             if self._owns_backend:
-                self.backend.close()
+                self.backend.close()  # while the loop runs, so clients bound to it really close
+        finally:
+            engine_loop.release(self.backend)
 
     def __enter__(self) -> ReasonRanker:
         return self
@@ -132,30 +162,41 @@ class ReasonRanker:
     def __repr__(self) -> str:
         c = self.config
         return (
-            f"ReasonRanker(model={self.model!r}, backend={self.backend.name!r}, "
+            f"ReasonRanker(model={self.model!r}, backend={self.backend.name!r}, strategy={c.strategy!r}, "
             f"window_size={c.window_size}, step={c.step})"
         )
 
     # -- internals ----------------------------------------------------------------------------
-    def _running(self) -> _LoopThread:
+    def _running(self) -> engine_loop.EngineLoop:
         if self._loop is None:
             raise RuntimeError("this ReasonRanker is closed")
         return self._loop
 
-    @staticmethod
-    def _jobs(items: Iterable[tuple[str, Sequence[PassageLike]]], top_k: int | None) -> list[Job]:
+    def _jobs(
+        self, items: Iterable[tuple[str, Sequence[PassageLike]]], top_k: int | None, strategy: str | None
+    ) -> list[Job]:
+        config = None if strategy is None else dataclasses.replace(self.config, strategy=strategy)
         jobs = []
         for n, item in enumerate(items):
             if not isinstance(item, tuple) or len(item) != 2:
                 raise ValueError(f"item {n} must be a (query, passages) tuple, got {type(item).__name__}")
             query, passages = validate_request(*item, top_k)
-            jobs.append(Job(query, passages, top_k))
+            jobs.append(Job(query, passages, top_k, config=config))
         return jobs
 
-    async def _rank(self, jobs: list[Job], schedule: Schedule, show_progress: bool) -> list[RerankResult]:
+    async def _rank(
+        self, jobs: list[Job], schedule: Schedule, show_progress: bool, timeout: float | None
+    ) -> list[RerankResult]:
+        _check_timeout(timeout)
+        deadline = self.timeout if timeout is None else timeout
         if not show_progress:
-            return await self.engine.rank(jobs, schedule)
+            return await self.engine.rank(jobs, schedule, timeout=deadline)
         from tqdm.auto import tqdm
 
         with tqdm(total=len(jobs), desc="rerank", unit="query") as bar:
-            return await self.engine.rank(jobs, schedule, on_done=lambda _: bar.update())
+            return await self.engine.rank(jobs, schedule, on_done=lambda _: bar.update(), timeout=deadline)
+
+
+def _check_timeout(timeout: object) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"timeout must be None or a number of seconds > 0, got {timeout!r}")

@@ -23,7 +23,7 @@ class Passage:
 class WindowRecord:
     """What one model call saw, wrote and cost."""
 
-    start: int  # rank positions [start, end) that the window covered
+    start: int  # positions [start, end) of the candidate list the strategy was working on
     end: int
     indices: list[int]  # input indices in prompt order ([1] is indices[0])
     order: list[int]  # the same input indices after this window
@@ -35,6 +35,12 @@ class WindowRecord:
     seconds: float
     forced: bool = False  # the reasoning budget ran out and the answer was forced
     output: str = ""  # the raw model output (forced continuation included)
+    round: int = 0  # dependent windows before this one in its query (windows of one round ran together)
+    kind: str = "slide"  # the strategy's name for the window ("slide", "pivot", "partition", "final")
+    error: str | None = None  # the backend's error message (status "error")
+    max_tokens: int = 0  # the generation budget this window got (clamped when the context was short)
+    passage_tokens: int = 0  # the per-passage token cap its prompt was built with
+    fitted: str | None = None  # what was done to fit the model's context, when anything was
 
 
 @dataclass
@@ -61,6 +67,13 @@ class RerankResult:
     empty: list[int] = field(default_factory=list)  # indices with no content, ranked last unseen
     top_k: int | None = None
     seconds: float = 0.0
+    strategy: str = "sliding"
+    timed_out: bool = False  # the deadline passed before every window finished
+
+    @property
+    def depth(self) -> int:
+        """Dependent rounds of windows this rerank took (its latency in model calls)."""
+        return max((w.round for w in self.windows), default=-1) + 1
 
     @property
     def prompt_tokens(self) -> int:

@@ -62,6 +62,10 @@ class Backend(abc.ABC):
     async def generate(self, request: GenerationRequest) -> Generation:
         """Generate one completion. Called concurrently from the engine's event loop."""
 
+    async def prepare(self) -> None:
+        """Learn what needs the model or server before the first window (e.g. its context length);
+        awaited once per ``rank`` call on the engine loop. Idempotent."""
+
     def truncate(self, text: str, max_tokens: int) -> str:
         """Cut ``text`` to ``max_tokens`` tokens of this model's tokenizer."""
         return text

@@ -69,9 +69,19 @@ def test_single_passage_returns_without_calling_the_model(scripted):
     assert backend.requests == []
 
 
-def test_empty_passages_are_kept_last_and_flagged(scripted):
-    ranker, backend = scripted
-    result = ranker.rerank("q", ["doc 1", "", "doc 5", "   ", "doc 3"])
+def test_empty_passages_are_shown_to_the_model_like_the_reference():
+    backend = ScriptedBackend(score=lambda q, c: float(c.split()[-1]) if c.strip() else -1.0)
+    with ReasonRanker(backend=backend) as ranker:
+        result = ranker.rerank("q", ["doc 1", "", "doc 5", "   ", "doc 3"])
+    assert result.order == [2, 4, 0, 1, 3] and result.empty == []
+    assert len(backend.requests[0].messages[1]["content"].split("\n[")) == 6  # all 5 passages shown
+    assert all(h.note is None for h in result.hits)
+
+
+def test_drop_empty_ranks_empty_passages_last_without_the_model():
+    backend = ScriptedBackend(score=by_number)
+    with ReasonRanker(backend=backend, drop_empty=True) as ranker:
+        result = ranker.rerank("q", ["doc 1", "", "doc 5", "   ", "doc 3"])
     assert result.order == [2, 4, 0, 1, 3]
     assert result.empty == [1, 3]
     notes = {h.index: h.note for h in result.hits}
@@ -136,7 +146,7 @@ def test_reasoning_budget_exhausted_forces_the_answer():
     assert window.forced and result.forced == 1
     assert result.order == [1, 2, 0] and str(window.status) == "ok"
     first, forced = backend.requests
-    assert first.max_tokens == 50 and first.prefix == ""
+    assert first.max_tokens == 50 + 100 and first.prefix == ""  # reasoning_budget + 100, as the reference
     assert forced.prefix.endswith("</think>\n<answer>") and forced.prefix.startswith("<think>hmm")
     assert forced.messages == first.messages and forced.stop == ("</answer>",)
     assert window.output.endswith("</answer>") and window.reasoning.startswith("hmm")
