@@ -138,7 +138,9 @@ class Engine:
         self.active = 0  # queries admitted and not finished
         self.peak_active = 0
         self._seq = itertools.count()
-        self._checked_fit = False
+        self._prepared = False
+        self._warned = False
+        self._warn_if_unfit()  # backends that know their context at construction warn here
 
     # -- admission ----------------------------------------------------------------------------
     @property
@@ -368,25 +370,29 @@ class Engine:
         return best
 
     async def _check_fit(self) -> None:
+        """Once: let the backend learn its context (a server's), then warn if a window cannot fit."""
+        if not self._prepared:
+            await self.backend.prepare()
+            self._prepared = True
+            self._warn_if_unfit()
+
+    def _warn_if_unfit(self) -> None:
         """Warn once when a full window cannot fit the backend's context with the configured sizes."""
-        if self._checked_fit:
-            return
-        self._checked_fit = True
-        await self.backend.prepare()
         ctx, cfg = self.backend.context_length, self.config
-        if not ctx:
+        if self._warned or not ctx:
             return
         w = cfg.window_size
         overhead = self.backend.count_tokens(GenerationRequest(render_messages("query", [""] * w), 1))
         if overhead is None:
             return
+        self._warned = True
         answer = cfg.answer_budget or default_answer_budget(w)
         need = w * cfg.max_passage_tokens + overhead + cfg.generation_budget + answer
         if need > ctx:
             logger.warning(
                 "a full window may not fit the model's context of %d tokens: %d passages x %d tokens + %d "
                 "prompt overhead + %d generation + %d forced answer = %d; windows that do not fit get a "
-                "smaller budget, then shorter passages",
+                "smaller generation budget, then shorter passages",
                 ctx, w, cfg.max_passage_tokens, overhead, cfg.generation_budget, answer, need,
             )
 
