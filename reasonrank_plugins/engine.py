@@ -75,6 +75,7 @@ class Job:
     strategy: Strategy | None = None
     windows: list[WindowRecord] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None  # when its last window finished (or it was given up)
     timed_out: bool = False
 
 
@@ -182,6 +183,7 @@ class Engine:
             for job in queue:
                 if deadline is not None and time.monotonic() >= deadline:
                     job.timed_out = True  # never admitted: it keeps its input order
+                    job.ended = time.perf_counter()
                 else:
                     await self.run_job(job, deadline)
                 if on_done:
@@ -208,6 +210,7 @@ class Engine:
             if any(job.timed_out for job in jobs):
                 break
         for job in jobs:
+            job.ended = time.perf_counter()
             if on_done:
                 on_done(job)
 
@@ -254,6 +257,7 @@ class Engine:
                 await _cancel(pending)
         finally:
             self.active -= 1
+            job.ended = time.perf_counter()
 
     async def run_window(self, job: Job, window: Window) -> list[int] | None:
         """Run one window and record it; return its new order (``None`` when it was cancelled, after
@@ -424,7 +428,7 @@ class Engine:
             windows=sorted(job.windows, key=lambda w: (w.round, w.start)),
             empty=job.empty,
             top_k=job.top_k,
-            seconds=time.perf_counter() - job.started,
+            seconds=(job.ended or time.perf_counter()) - job.started,
             strategy=cfg.strategy,
             timed_out=job.timed_out,
         )
