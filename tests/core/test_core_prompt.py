@@ -1,5 +1,18 @@
+import ftfy
+import pytest
+
 from reasonrank_plugins import Passage
-from reasonrank_plugins.prompt import SYSTEM_PROMPT, build_messages
+from reasonrank_plugins.prompt import (
+    ANSWER_TOKENS,
+    SYSTEM_PROMPT,
+    build_messages,
+    finalize_messages,
+    finalize_prompt,
+    generation_budget,
+    passage_content,
+    prepare_query,
+    sanitize,
+)
 
 SYSTEM = (
     "You are RankLLM, an intelligent assistant that can rank passages based on their relevance to the query. "
@@ -56,3 +69,32 @@ def test_truncation_uses_the_given_tokenizer():
         "q", [words], max_passage_tokens=5, truncate=lambda text, n: " ".join(text.split()[:n])
     )
     assert "\n[1] w0 w1 w2 w3 w4\n" in messages[1]["content"]
+
+
+def test_query_gets_no_ftfy_of_its_own_only_the_final_pass():
+    messages = build_messages("  cafÃ© [1] &amp; ［2］ ", ["x", "y"])
+    assert "search query: cafÃ© (1) &amp; ［2］.\n" in messages[1]["content"]
+    final = finalize_messages(messages)[1]["content"]
+    assert "search query: café (1) &amp; [2].\n" in final
+    assert "Search Query: café (1) &amp; [2].\n" in final
+
+
+def test_finalize_prompt_is_ftfy_over_the_rendered_prompt():
+    rendered = "<|im_start|>user\ncafÃ© &amp; itâ€™s\n"
+    assert finalize_prompt(rendered) == ftfy.fix_text(rendered) == "<|im_start|>user\ncafé &amp; it's\n"
+
+
+def test_prepare_query_and_its_former_name():
+    assert prepare_query(" [3] and [x] \n") == "(3) and [x]"
+    assert sanitize is prepare_query
+
+
+def test_generation_budget_is_reasoning_plus_100():
+    assert ANSWER_TOKENS == 100
+    assert generation_budget(3072) == 3172
+
+
+def test_truncation_needs_a_truncate():
+    with pytest.raises(ValueError, match="truncate"):
+        passage_content("a b c", max_tokens=2)
+    assert passage_content("a b c") == "a b c"  # no budget: no cut
