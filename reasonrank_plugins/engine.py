@@ -13,7 +13,7 @@ from typing import Literal
 
 from .backends.base import Backend, Generation, GenerationRequest
 from .parse import ParseStatus, parse_answer, split_output
-from .prompt import passage_content, render_messages, sanitize
+from .prompt import generation_budget, passage_content, prepare_query, render_messages
 from .strategies import Strategy, StrategyConfig, Window, make_strategy, validate_strategy
 from .types import Passage, RerankResult, WindowRecord
 
@@ -22,8 +22,6 @@ logger = logging.getLogger(__name__)
 Schedule = Literal["chains", "lockstep", "sequential"]
 OnError = Literal["keep", "raise"]
 
-#: The reference decodes ``reasoning_maxlen + 100`` tokens in one call (3172 for 3072).
-ANSWER_ROOM = 100
 #: Tokens the forcing tags (``</think>\n<answer>``) and a closing tag can take.
 TAG_ROOM = 16
 #: A window is not given less than this much reasoning room before its passages are cut further.
@@ -58,7 +56,7 @@ class EngineConfig:
     @property
     def generation_budget(self) -> int:
         """Tokens the first call may decode: the reasoning budget plus room for the answer."""
-        return self.reasoning_budget + ANSWER_ROOM
+        return generation_budget(self.reasoning_budget)
 
 
 @dataclass
@@ -218,7 +216,7 @@ class Engine:
     def start(self, job: Job) -> None:
         """Prepare a job's passages and strategy (done when it is admitted, not up front)."""
         cfg = job.config or self.config
-        job.query = sanitize(job.query)
+        job.query = prepare_query(job.query)
         job.contents = [
             passage_content(p, max_tokens=cfg.max_passage_tokens, truncate=self.backend.truncate)
             for p in job.passages

@@ -51,9 +51,6 @@ def prepare_query(query: str) -> str:
     return replace_ids(query).strip()
 
 
-sanitize = prepare_query  # the former name, still imported by engine.py and training/synth.py
-
-
 def passage_content(
     passage: str | Passage, *, max_tokens: int | None = None, truncate: Truncate | None = None
 ) -> str:

@@ -11,7 +11,6 @@ from reasonrank_plugins.prompt import (
     generation_budget,
     passage_content,
     prepare_query,
-    sanitize,
 )
 
 SYSTEM = (
@@ -84,9 +83,8 @@ def test_finalize_prompt_is_ftfy_over_the_rendered_prompt():
     assert finalize_prompt(rendered) == ftfy.fix_text(rendered) == "<|im_start|>user\ncafé &amp; it's\n"
 
 
-def test_prepare_query_and_its_former_name():
+def test_prepare_query():
     assert prepare_query(" [3] and [x] \n") == "(3) and [x]"
-    assert sanitize is prepare_query
 
 
 def test_generation_budget_is_reasoning_plus_100():

@@ -9,7 +9,7 @@ import pytest
 from sliding_scenarios import SCENARIOS, SCRIPTS, adversarial, by_number
 
 from reasonrank_plugins import ReasonRanker
-from reasonrank_plugins.engine import ANSWER_ROOM
+from reasonrank_plugins.prompt import ANSWER_TOKENS
 from reasonrank_plugins.strategies import StrategyConfig, make_strategy
 from reasonrank_plugins.testing import ScriptedBackend
 
@@ -20,12 +20,12 @@ GOLDEN = json.loads((Path(__file__).parent / "data" / "sliding_golden.json").rea
 def test_sliding_strategy_is_byte_identical_to_the_old_engine(name):
     """``data/sliding_golden.json`` was written by the engine before strategies existed (commit
     1d2225f). It decoded ``reasoning_budget`` tokens in the first call; the engine now decodes
-    ``reasoning_budget + ANSWER_ROOM`` as the reference does, so the old budget is given minus it."""
+    ``reasoning_budget + ANSWER_TOKENS`` as the reference does, so the old budget is given minus it."""
     scenario, golden = SCENARIOS[name], GOLDEN[name]
     script = SCRIPTS[scenario["script"]]
     backend = ScriptedBackend(script) if script else ScriptedBackend(score=by_number)
     opts = dict(scenario["opts"])
-    opts["reasoning_budget"] = opts.get("reasoning_budget", 3072) - ANSWER_ROOM
+    opts["reasoning_budget"] = opts.get("reasoning_budget", 3072) - ANSWER_TOKENS
     with ReasonRanker(backend=backend, **opts) as ranker:
         result = ranker.rerank(f"query {name}", scenario["docs"])
     assert result.order == golden["order"]

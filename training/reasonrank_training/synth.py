@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from reasonrank_plugins.engine import default_answer_budget, forcing_prefix, needs_answer
 from reasonrank_plugins.parse import split_output
-from reasonrank_plugins.prompt import Truncate, passage_content, render_messages, sanitize
+from reasonrank_plugins.prompt import Truncate, passage_content, prepare_query, render_messages
 
 from .data import QueryItem, Window, append_jsonl, read_jsonl, to_passage, windows
 from .examples import tokenizer_truncate
@@ -158,7 +158,7 @@ async def _synth_window(
         relevant = [window.initial_list[i - 1] for i in (pointwise or {}).get("ids", [])]
         source = "teacher"
     if config.prompt == "reasonrank":
-        messages = render_messages(sanitize(item.query), texts)  # build_messages on the cut passages
+        messages = render_messages(prepare_query(item.query), texts)  # build_messages on the cut passages
     else:
         messages = rankgpt_messages(item.query, texts)
     records = []
