@@ -35,7 +35,8 @@ def workload(queries: int, candidates: int, words: int) -> list[tuple[str, list[
 
 
 def run(items, slots: int, latency: float, bounded: bool, trace: bool) -> dict[str, float]:
-    backend = ScriptedBackend(score=lambda q, c: float(c.split(" ", 2)[1]), latency=latency, max_batch=slots)
+    backend = ScriptedBackend(score=lambda q, c: float(c.split(" ", 2)[1]), latency=latency, max_batch=slots,
+                             keep_requests=0)
     backend.capacity = slots  # what a real batching backend reports
     limit = None if bounded else len(items)
     with ReasonRanker(backend=backend, max_active_queries=limit, max_passage_tokens=100) as ranker:

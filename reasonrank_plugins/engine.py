@@ -38,6 +38,7 @@ class EngineConfig:
     strategy: str = "sliding"
     cutoff: int = 10  # tdpart: the pivot is the window's cutoff-th result
     depth: int | None = None  # candidates to rerank; None: all
+    budget: int | None = None  # tdpart: candidates carried to the next round; None: window_size, 0: no cap
     drop_empty: bool = False  # rank empty passages last without the model (the reference keeps them)
 
     def __post_init__(self) -> None:
@@ -51,7 +52,7 @@ class EngineConfig:
 
     @property
     def strategy_config(self) -> StrategyConfig:
-        return StrategyConfig(self.window_size, self.step, self.cutoff, self.depth)
+        return StrategyConfig(self.window_size, self.step, self.cutoff, self.depth, self.budget)
 
     @property
     def generation_budget(self) -> int:
@@ -256,6 +257,7 @@ class Engine:
         finally:
             self.active -= 1
             job.ended = time.perf_counter()
+            job.contents = []  # the prepared prompts' text: only admitted queries hold it
 
     async def run_window(self, job: Job, window: Window) -> list[int] | None:
         """Run one window and record it; return its new order (``None`` when it was cancelled, after

@@ -30,8 +30,9 @@ class ReasonRanker:
 
     ``strategy`` is ``"sliding"`` (the published checkpoints' setting: windows of ``window_size``,
     ``step`` apart, back to front) or ``"tdpart"`` (top-down partitioning around the ``cutoff``-th
-    result of the top window: 3 dependent rounds for 100 candidates instead of 9). ``depth`` limits
-    the candidates reranked (the rest keep their order below).
+    result of the top window: 3 dependent rounds for 100 candidates instead of 9; ``budget`` caps
+    the candidates carried into its final window, see :class:`~reasonrank_plugins.strategies.tdpart.TDPart`).
+    ``depth`` limits the candidates reranked (the rest keep their order below).
 
     ``timeout`` is a deadline in seconds per ``rerank``/``arerank`` call: windows unfinished by then
     keep their order (status ``timeout``). ``on_error="keep"`` gives a window whose backend call
@@ -55,6 +56,7 @@ class ReasonRanker:
         strategy: str = "sliding",
         cutoff: int = 10,
         depth: int | None = None,
+        budget: int | None = None,
         drop_empty: bool = False,
         max_active_queries: int | None = None,
         timeout: float | None = None,
@@ -63,7 +65,7 @@ class ReasonRanker:
     ) -> None:
         self.config = EngineConfig(
             window_size, step, max_passage_tokens, reasoning_budget, answer_budget,
-            strategy=strategy, cutoff=cutoff, depth=depth, drop_empty=drop_empty,
+            strategy=strategy, cutoff=cutoff, depth=depth, budget=budget, drop_empty=drop_empty,
         )
         _check_timeout(timeout)
         self.timeout = timeout

@@ -22,6 +22,7 @@ class StrategyConfig:
     step: int = 10  # sliding: positions a window moves towards the top
     cutoff: int = 10  # tdpart: the pivot is a window's cutoff-th result
     depth: int | None = None  # candidates the strategy reranks (the rest keep their order below); None: all
+    budget: int | None = None  # tdpart: the most candidates carried into the next round; None: window_size
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ class TDPart(Strategy):
     candidates placed above the pivot (with it) are the next candidate set, the rest go to the
     backfill in their prior order. Repeat until the set fits one window, then rank it.
 
+    ``budget`` caps the next candidate set (default ``window_size``: the set always fits the final
+    window, so 100 candidates take at most 3 rounds). When more candidates beat the pivot, the best
+    of each partition window are kept first (every window's 1st, then every window's 2nd, ...) and
+    the others lead that round's backfill. ``budget=0`` has no cap: the partitioning repeats on
+    the larger set (one to two more rounds each time) until it fits one window.
+
     With 100 candidates, window 20 and cutoff 10 that is 3 dependent rounds of 1, 5 and 1 windows
     (2 rounds and 6 windows when no candidate beats the pivot), against sliding's 9.
     The final order is the ranked set, then each round's backfill (the latest round's first: its
@@ -25,6 +31,9 @@ class TDPart(Strategy):
     def __init__(self, candidates: Sequence[int], config: StrategyConfig) -> None:
         super().__init__(candidates, config)
         self._w, self._k = config.window_size, config.cutoff
+        self._budget = config.window_size if config.budget is None else config.budget
+        if config.budget == 0:
+            self._budget = None  # no budget: repeat the partitioning until the set fits a window
         self._round = 0
         self._backfills: list[list[int]] = []  # one per partition round, oldest first
         self._final: list[int] | None = None
@@ -39,6 +48,9 @@ class TDPart(Strategy):
             raise ValueError(f"cutoff must be an int >= 1, got {k!r}")
         if k >= config.window_size:
             raise ValueError(f"cutoff must be < window_size ({config.window_size}), got {k}")
+        b = config.budget
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or (b != 0 and b < k)):
+            raise ValueError(f"budget must be None, 0 (none) or an int >= cutoff ({k}), got {b!r}")
 
     # -- the phases ---------------------------------------------------------------------------
     def _begin(self, candidates: list[int]) -> None:
@@ -88,13 +100,21 @@ class TDPart(Strategy):
 
     def _partition_done(self) -> None:
         assert self._pivot is not None
-        promoted = [i for start in sorted(self._parts) for i in self._parts[start][0]]
+        parts = [self._parts[start][0] for start in sorted(self._parts)]
+        promoted = [i for p in parts for i in p]
+        spilled: list[int] = []
+        keep = None if self._budget is None else self._budget - len(self._above) - 1
+        if keep is not None and len(promoted) > keep:
+            # over the budget: the best of each window first (every window's 1st, then every 2nd, ...)
+            merged = [p[r] for r in range(max(map(len, parts))) for p in parts if r < len(p)]
+            kept = set(merged[:keep])
+            spilled = merged[keep:]
+            promoted = [i for i in promoted if i in kept]
         below = self._below + [i for start in sorted(self._parts) for i in self._parts[start][1]]
         position = {c: n for n, c in enumerate(self._set)}
-        self._backfills.append(sorted(below, key=position.__getitem__))
-        top = self._above + [self._pivot]
+        self._backfills.append(spilled + sorted(below, key=position.__getitem__))
         if not promoted:  # nothing beat the pivot: the pivot window already ranked the top
-            self._final = top
+            self._final = self._above + [self._pivot]
             return
         self._round += 1
         self._begin(self._above + promoted + [self._pivot])

@@ -155,7 +155,8 @@ def test_strategy_ranking_is_a_permutation_at_every_step():
     rng = random.Random(11)
     for _ in range(20):
         n = rng.randrange(2, 120)
-        strategy = make_strategy("tdpart", list(range(n)), StrategyConfig(20, 10, rng.randrange(1, 20)))
+        config = StrategyConfig(20, 10, rng.randrange(1, 20), budget=rng.choice([None, 0, 25]))
+        strategy = make_strategy("tdpart", list(range(n)), config)
         while not strategy.done:
             ready = strategy.ready()
             assert ready
@@ -165,3 +166,22 @@ def test_strategy_ranking_is_a_permutation_at_every_step():
                 rng.shuffle(order)
                 strategy.complete(window, order)
                 assert sorted(strategy.ranking()) == list(range(n))
+
+
+def test_tdpart_budget_caps_the_final_set_and_budget_0_repeats_the_partitioning():
+    """Random order: about half of the 80 others beat the top window's 10th. The default budget
+    (window_size) keeps 10 of them, the best of each partition window first, so the final window
+    is full and the run takes 3 rounds; budget=0 partitions the larger set again."""
+    scores = random.Random(3).sample(range(1000), 100)
+    passages = [f"doc {s}" for s in scores]
+    backend = ScriptedBackend(score=by_number)
+    with ReasonRanker(backend=backend, strategy="tdpart") as a, ReasonRanker(backend=backend, strategy="tdpart",
+                                                                             budget=0) as b:
+        capped, uncapped = a.rerank("q", passages), b.rerank("q", passages)
+    assert capped.depth == 3 and len(capped.windows[-1].indices) == 20 and capped.windows[-1].kind == "final"
+    assert uncapped.depth > 3 and len(uncapped.windows) > len(capped.windows)
+    best = sorted(range(100), key=lambda i: -scores[i])[:10]
+    assert uncapped.order[:10] == best  # a perfect ranker with no cap finds the exact top 10
+    assert sorted(capped.order) == sorted(uncapped.order) == list(range(100))
+    with pytest.raises(ValueError, match="budget must be"):
+        ReasonRanker(backend=ScriptedBackend(), strategy="tdpart", budget=5)
