@@ -2,6 +2,7 @@
 
     python benchmarks/strategies.py                  # latency (1 and 32 queries) and simulated quality
     python benchmarks/strategies.py --demo           # + the demo model on llama.cpp (DL19 top-40, 3 queries)
+    python benchmarks/strategies.py --demo-only      # the demo model part alone
 
 Latency: a scripted batching backend (``--slots`` slots, FIFO beyond) that takes ``--latency``
 seconds a window, over DL19's BM25 top-100; it ranks with the simulated ranker below (sigma 0.5).
@@ -27,7 +28,8 @@ from reasonrank_plugins.eval.metrics import aggregate
 from reasonrank_plugins.testing import ScriptedBackend
 
 DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-STRATEGIES = ("sliding", "tdpart")
+VARIANTS = {"sliding": {"strategy": "sliding"}, "tdpart": {"strategy": "tdpart"},
+            "tdpart/b0": {"strategy": "tdpart", "budget": 0}}  # b0: no budget, the partitioning repeats
 
 
 def simulated(qrels: dict[str, dict[str, int]], sigma: float, seed: int):
@@ -59,9 +61,9 @@ def latency(data: EvalData, slots: int, seconds: float, single: int) -> None:
     print(f"\n## Latency: scripted batching backend, {slots} slots, {seconds:g} s per window, DL19 BM25 top-100, "
           "window 20 (sliding step 10, tdpart cutoff 10), simulated ranker sigma 0.5")
     rows: dict[str, dict[str, float]] = {}
-    for name in STRATEGIES:
+    for name, variant in VARIANTS.items():
         backend = ScriptedBackend(simulated(data.qrels, 0.5, 0), latency=seconds, max_batch=slots, keep_requests=0)
-        with ReasonRanker(backend=backend, strategy=name, max_active_queries=slots) as ranker:
+        with ReasonRanker(backend=backend, max_active_queries=slots, **variant) as ranker:
             walls, windows, depths = [], [], []
             for q, p in queries[:single]:  # one interactive query at a time
                 began = time.perf_counter()
@@ -76,9 +78,9 @@ def latency(data: EvalData, slots: int, seconds: float, single: int) -> None:
                       "max_depth": max(depths), "max_windows": max(windows), "makespan": makespan,
                       "windows32": sum(len(r.windows) for r in batch) / len(batch)}
     print(f"one query at a time (first {single} queries, mean):")
-    print(f"{'':>8} {'wall s':>7} {'windows':>8} {'max':>4} {'depth':>6} {'max':>4} | 32 queries: {'makespan s':>10} {'windows/q':>9}")
+    print(f"{'':>9} {'wall s':>7} {'windows':>8} {'max':>4} {'depth':>6} {'max':>4} | 32 queries: {'makespan s':>10} {'windows/q':>9}")
     for name, r in rows.items():
-        print(f"{name:>8} {r['wall']:7.2f} {r['windows']:8.2f} {r['max_windows']:4d} {r['depth']:6.2f} {r['max_depth']:4d} |"
+        print(f"{name:>9} {r['wall']:7.2f} {r['windows']:8.2f} {r['max_windows']:4d} {r['depth']:6.2f} {r['max_depth']:4d} |"
               f" {'':>11} {r['makespan']:10.2f} {r['windows32']:9.2f}")
     s, t = rows["sliding"], rows["tdpart"]
     print(f"{'tdpart/sliding':>14} wall {t['wall'] / s['wall']:.3f}, windows {t['windows'] / s['windows']:.3f}, "
@@ -89,26 +91,27 @@ def quality(data: EvalData, seeds: int) -> None:
     queries = items(data, 100)
     print(f"\n## Quality: simulated ranker over DL19 BM25 top-100 ({len(queries)} queries), nDCG@10, "
           f"mean ± sd over {seeds} seeds (BM25: {ndcg_bm25(data, queries):.4f})")
-    print(f"{'setting':>22} {'sigma':>5} {'sliding':>16} {'tdpart':>16} {'diff':>7} {'windows s/t':>12} {'depth s/t':>10}")
+    print(f"{'setting':>22} {'sigma':>5} " + " ".join(f"{n:>16}" for n in VARIANTS) + "   diff vs sliding   windows   depth")
+    sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
     for window, step, cutoff in ((20, 10, 10), (10, 5, 5)):
         for sigma in (0.0, 0.5, 1.0):
-            scores: dict[str, list[float]] = {name: [] for name in STRATEGIES}
-            cost: dict[str, list[float]] = {name: [] for name in STRATEGIES}
-            depth: dict[str, list[float]] = {name: [] for name in STRATEGIES}
+            scores: dict[str, list[float]] = {name: [] for name in VARIANTS}
+            cost: dict[str, list[float]] = {name: [] for name in VARIANTS}
+            depth: dict[str, list[float]] = {name: [] for name in VARIANTS}
             for seed in range(seeds):
-                for name in STRATEGIES:
+                for name, variant in VARIANTS.items():
                     backend = ScriptedBackend(simulated(data.qrels, sigma, seed), keep_requests=0)
-                    with ReasonRanker(backend=backend, strategy=name, window_size=window, step=step, cutoff=cutoff) as r:
+                    with ReasonRanker(backend=backend, window_size=window, step=step, cutoff=cutoff, **variant) as r:
                         results = r.rerank_many(queries)
                     scores[name].append(ndcg(data, queries, results))
                     cost[name].append(statistics.mean(len(x.windows) for x in results))
                     depth[name].append(statistics.mean(x.depth for x in results))
-            s, t = scores["sliding"], scores["tdpart"]
-            sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
-            print(f"{f'w{window} s{step} / cutoff {cutoff}':>22} {sigma:5.1f} {statistics.mean(s):.4f} ± {sd(s):.4f} "
-                  f"{statistics.mean(t):.4f} ± {sd(t):.4f} {statistics.mean(t) - statistics.mean(s):+7.4f} "
-                  f"{statistics.mean(cost['sliding']):5.2f}/{statistics.mean(cost['tdpart']):<5.2f} "
-                  f"{statistics.mean(depth['sliding']):4.1f}/{statistics.mean(depth['tdpart']):<4.1f}")
+            mean = {n: statistics.mean(v) for n, v in scores.items()}
+            print(f"{f'w{window} s{step} / cutoff {cutoff}':>22} {sigma:5.1f} "
+                  + " ".join(f"{mean[n]:.4f} ± {sd(scores[n]):.4f}" for n in VARIANTS) + "  "
+                  + "/".join(f"{mean[n] - mean['sliding']:+.4f}" for n in VARIANTS if n != "sliding") + "  "
+                  + "/".join(f"{statistics.mean(cost[n]):.2f}" for n in VARIANTS) + "  "
+                  + "/".join(f"{statistics.mean(depth[n]):.1f}" for n in VARIANTS))
 
 
 def ndcg_bm25(data: EvalData, queries) -> float:
@@ -125,7 +128,7 @@ def demo(data: EvalData, queries: int, threads: int | None) -> None:
           "max_passage_tokens 100, reasoning_budget 512")
     options = {"n_threads": threads} if threads else {}
     with ReasonRanker("demo", max_passage_tokens=100, reasoning_budget=512, **options) as ranker:
-        for name in STRATEGIES:
+        for name in ("sliding", "tdpart"):
             began = time.perf_counter()
             results = [ranker.rerank(q, p, strategy=name) for q, p, _ in chosen]
             seconds = time.perf_counter() - began
@@ -148,11 +151,13 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="also run the demo model on llama.cpp")
     parser.add_argument("--demo-queries", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--demo-only", action="store_true", help="run only the demo model part")
     args = parser.parse_args()
     data = load_beir(args.data, run=args.data / "run.bm25.trec")
-    latency(data, args.slots, args.latency, args.single)
-    quality(data, args.seeds)
-    if args.demo:
+    if not args.demo_only:
+        latency(data, args.slots, args.latency, args.single)
+        quality(data, args.seeds)
+    if args.demo or args.demo_only:
         demo(data, args.demo_queries, args.threads)
 
 

@@ -199,3 +199,26 @@ def test_close_closes_an_owned_backend_while_its_loop_still_runs():
     ranker._owns_backend = True
     ranker.close()
     assert seen == {"loop running": True} and backend.closed
+
+
+@pytest.mark.slow
+def test_demo_model_with_a_short_context_fits_every_window(dl19_top, caplog):
+    """The real demo model with n_ctx=2048: 20 passages of about 300 tokens cannot fit at 512 each."""
+    from reasonrank_plugins.backends import load_backend
+
+    query, pool = dl19_top(0, 60)
+    passages = [" ".join(p.text for p in pool[i : i + 3]) for i in range(0, 60, 3)]
+    backend = load_backend("demo", n_ctx=2048)
+    try:
+        with caplog.at_level(logging.WARNING):
+            ranker = ReasonRanker(backend=backend, max_passage_tokens=512, reasoning_budget=256)
+        assert any("may not fit the model's context of 2048" in r.message for r in caplog.records)
+        with ranker:
+            result = ranker.rerank(query, passages)
+    finally:
+        backend.close()
+    assert sorted(result.order) == list(range(20))
+    (window,) = result.windows
+    assert str(window.status) != "error", window.error
+    assert window.passage_tokens < 512 and "passages cut to" in window.fitted
+    assert window.prompt_tokens <= 2048
