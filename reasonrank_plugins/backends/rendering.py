@@ -41,7 +41,8 @@ class ChatRenderer:
 
     def __init__(self, tokenizer: Any) -> None:
         if not callable(getattr(tokenizer, "apply_chat_template", None)):
-            raise ValueError(f"tokenizer must be a Hugging Face tokenizer with a chat template, got {tokenizer!r}")
+            msg = f"tokenizer must be a Hugging Face tokenizer (with apply_chat_template), got {tokenizer!r}"
+            raise ValueError(msg)  # noqa: TRY004 - bad input is a ValueError here
         self.tokenizer = tokenizer
         self._lock = threading.RLock()
         self._bos_id: int | None = None  # set when the template writes a BOS: encode adds it back
@@ -105,11 +106,12 @@ def load_tokenizer(spec: Any, **options: Any) -> Any:
 
 def find_tokenizer(model: str) -> tuple[Any, str | None]:
     """The tokenizer of ``model`` when it is a local folder or a hub id in the local Hugging Face
-    cache (never downloaded), else ``None`` with the reason."""
+    cache (never downloaded), else ``None`` with the reason. Any failure to load is such a reason:
+    the caller falls back and warns."""
     if Path(model).is_dir():
         try:
             return load_tokenizer(model), None
-        except (OSError, ValueError, ImportError) as exc:
+        except Exception as exc:  # noqa: BLE001 - transformers raises many kinds for a bad folder
             return None, f"the folder {model} has no tokenizer that loads ({exc})"
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -123,5 +125,5 @@ def find_tokenizer(model: str) -> tuple[Any, str | None]:
         return None, f"{model!r} is not a local folder and not in the Hugging Face cache"
     try:
         return load_tokenizer(model, local_files_only=True), None
-    except (OSError, ValueError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001
         return None, f"the cached {model} has no tokenizer that loads ({exc})"

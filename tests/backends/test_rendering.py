@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from reasonrank_plugins.backends.base import GenerationRequest
-from reasonrank_plugins.backends.rendering import ChatRenderer, continue_prompt, find_tokenizer, load_tokenizer
+from reasonrank_plugins.backends.rendering import (
+    ChatRenderer,
+    continue_prompt,
+    find_tokenizer,
+    load_tokenizer,
+)
 from reasonrank_plugins.prompt import build_messages
 from reasonrank_plugins.testing import make_qwen25_tokenizer
 
@@ -153,7 +158,7 @@ def test_concurrent_truncation_and_padded_batches_are_safe_and_exact(tokenizer_d
     prompts = [renderer.render(build_messages(f"query {i}", [TEXT[: 50 * (i + 1)]])) for i in range(6)]
     want_cuts = {n: renderer.truncate(TEXT, n) for n in range(5, 40, 3 if checked else 1)}
     want_batch = renderer.batch(prompts)["input_ids"].tolist()
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
     start = threading.Barrier(6)
     rounds = 3 if checked else 20
 
@@ -173,7 +178,7 @@ def test_concurrent_truncation_and_padded_batches_are_safe_and_exact(tokenizer_d
     def run(target) -> None:
         try:
             target()
-        except BaseException as exc:  # reported below, from the test's thread
+        except Exception as exc:  # noqa: BLE001 - reported below, from the test's thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(f,)) for f in (cutter, batcher) * 3]

@@ -66,10 +66,8 @@ QUERIES = [
 ]
 FOUR = [*QUERIES[0][1], "The quick brown fox jumps over the lazy dog."]
 # two queries of eight short passages: window 4, step 2 makes three dependent windows each
-EIGHT = [
-    (query, [*passages, *other[:2], f"Filler passage {i} about nothing in particular.", "Rain fell all day."])
-    for i, ((query, passages), (_, other)) in enumerate(zip(QUERIES[:2], QUERIES[1:3]))
-]
+FILLER = ["Filler text about nothing in particular.", "Rain fell all day."]
+EIGHT = [(q, [*ps, *QUERIES[i + 1][1][:2], *FILLER, f"Note {i}."]) for i, (q, ps) in enumerate(QUERIES[:2])]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +127,8 @@ class TestAsyncEngine:
         assert backend.count_tokens(request) == generation.prompt_tokens
         params = backend._sampling(request, final_only=True)
         pinned = (params.temperature, params.top_p, params.top_k, params.min_p, params.repetition_penalty)
-        assert pinned == (0.0, 1.0, 0, 0.0, 1.0) and (params.presence_penalty, params.frequency_penalty) == (0, 0)
+        assert pinned == (0.0, 1.0, 0, 0.0, 1.0)
+        assert (params.presence_penalty, params.frequency_penalty) == (0.0, 0.0)
 
     def test_chains_of_dependent_windows_run_concurrently_and_match_sequential(self, backend):
         ranker = ranker_on(backend, window_size=4, step=2, reasoning_budget=32, max_passage_tokens=16)

@@ -54,7 +54,9 @@ def test_transformers_context_capacity_and_prompt_count(tiny_qwen):
         (generation,) = backend._run_batch([request])
         assert backend.count_tokens(request) == generation.prompt_tokens
         plain = GenerationRequest(request.messages, 2)
-        ids = backend.tokenizer.apply_chat_template(plain.messages, add_generation_prompt=True, return_dict=False)
+        ids = backend.tokenizer.apply_chat_template(
+            plain.messages, add_generation_prompt=True, return_dict=False
+        )
         assert backend.count_tokens(plain) == len(ids)
     finally:
         backend.close()
@@ -157,7 +159,8 @@ def test_llamacpp_context_capacity_and_the_shared_rendering(demo_ranker, tmp_pat
     backend = demo_ranker.backend
     assert (backend.context_length, backend.capacity) == (8192, 1)  # the ranker's n_ctx
     qwen = ChatRenderer(load_tokenizer(make_qwen25_tokenizer(tmp_path)))
-    request = GenerationRequest(build_messages("what is bm25", ["BM25 ranks.", "Paris."]), 4, prefix="<think>")
+    messages = build_messages("what is bm25", ["BM25 ranks.", "Paris."])
+    request = GenerationRequest(messages, 4, prefix="<think>")
     # the GGUF's embedded template and llama.cpp's tokenizer give what the Hugging Face path gives
     assert backend.render(request) == qwen.render(request.messages, request.prefix)
     assert backend._tokens(request) == qwen.encode(qwen.render(request.messages, request.prefix))
