@@ -50,7 +50,9 @@ class ScriptedBackend(Backend):
     the same script's answer). Records every request and the peak number in flight.
 
     ``latency`` (seconds, or a function of the request) models generation time; with ``max_batch``
-    at most that many calls run at once, as in a batching engine with that many slots."""
+    at most that many calls run at once, as in a batching engine with that many slots (its
+    ``capacity``). Whitespace words stand in for tokens: ``count_tokens`` counts the request's
+    words, ``truncate`` cuts words, and ``context_length`` is the words the model takes."""
 
     name = "scripted"
 
@@ -63,12 +65,15 @@ class ScriptedBackend(Backend):
         max_batch: int | None = None,
         model_name: str = "scripted",
         keep_requests: int | None = None,
+        context_length: int | None = None,
     ) -> None:
         if respond is None:
             respond = answer_by_score(score or (lambda q, c: 0.0))
         self.respond = respond
         self.latency = latency
         self.model_name = model_name
+        self.context_length = context_length
+        self.capacity = max_batch
         self._slots = asyncio.Semaphore(max_batch) if max_batch else None
         # every request, or only the latest ``keep_requests`` (a long-running server must not keep all)
         self.requests: list[GenerationRequest] | deque[GenerationRequest] = (
@@ -106,8 +111,10 @@ class ScriptedBackend(Backend):
         return Generation(full, _count(request), len(words), "stop")
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        """Whitespace tokens stand in for a tokenizer."""
         return " ".join(text.split(" ")[:max_tokens])
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return _count(request)
 
     def close(self) -> None:
         self.closed = True

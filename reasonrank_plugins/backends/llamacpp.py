@@ -8,13 +8,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, Generation, GenerationRequest
+from .base import GREEDY, Backend, Generation, GenerationRequest
+from .rendering import continue_prompt
+
+# ``GREEDY`` in llama-cpp-python's names, with its other samplers off (create_completion's defaults
+# are top_k 40, top_p 0.95, min_p 0.05); llama.cpp's top_k 0 is "off", as in ``GREEDY``
+SAMPLING: dict[str, float | int] = {
+    "temperature": GREEDY["temperature"],
+    "top_p": GREEDY["top_p"],
+    "top_k": GREEDY["top_k"],
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repeat_penalty": GREEDY["repetition_penalty"],
+    "presence_penalty": GREEDY["presence_penalty"],
+    "frequency_penalty": GREEDY["frequency_penalty"],
+    "mirostat_mode": 0,
+}
 
 
 class LlamaCppBackend(Backend):
     """One GGUF model in process. llama.cpp decodes one sequence at a time here, so windows are
     served in turn from a single worker thread; the prompt prefix shared with the previous call
-    (for a forced answer, the whole prompt) is reused from the KV cache."""
+    (for a forced answer, the whole prompt) is reused from the KV cache. ``context_length`` is
+    ``n_ctx``; ``capacity`` is 1."""
 
     name = "llamacpp"
 
@@ -47,28 +63,41 @@ class LlamaCppBackend(Backend):
             verbose=False,
             **llama_kwargs,
         )
+        self.context_length = self.llm.n_ctx()
+        self.capacity = 1
         template = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path.name} has no chat template; pass chat_template=")
         vocab = self.llm._model
+        self._bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
+        # llama.cpp's own BOS, when the model wants one; a template's BOS text is taken off the prompt
+        self._bos_ids = [self.llm.token_bos()] if self._bos and vocab.add_bos_token() else []
         self._formatter = Jinja2ChatFormatter(
             template,
             eos_token=vocab.token_get_text(self.llm.token_eos()),
-            bos_token=vocab.token_get_text(self.llm.token_bos()),
+            bos_token=self._bos,
             add_generation_prompt=True,
         )
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
 
     def render(self, request: GenerationRequest) -> str:
-        """The chat-template prompt with the generation prompt, then the assistant prefix."""
-        return self._formatter(messages=request.messages).prompt + request.prefix
+        """The chat-template prompt with the generation prompt, less a leading BOS, then the
+        assistant prefix (see ``continue_prompt``)."""
+        return continue_prompt(self._formatter(messages=request.messages).prompt, request.prefix, self._bos)
+
+    def _tokens(self, request: GenerationRequest) -> list[int]:
+        text = self.render(request).encode("utf-8")
+        return self._bos_ids + self.llm.tokenize(text, add_bos=False, special=True)
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return len(self._tokens(request))
 
     def _complete(self, request: GenerationRequest) -> Generation:
         out = self.llm.create_completion(
-            self.render(request),
+            self._tokens(request),
             max_tokens=request.max_tokens,
-            temperature=0.0,
             stop=list(request.stop) or None,
+            **SAMPLING,
         )
         choice, usage = out["choices"][0], out["usage"]
         return Generation(

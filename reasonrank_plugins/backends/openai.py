@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from pathlib import Path
 from typing import Any, Literal
 
 from .base import Backend, Generation, GenerationRequest
+from .rendering import ChatRenderer, find_tokenizer, load_tokenizer
 from .replicas import Replica, ReplicaPool
 
 logger = logging.getLogger(__name__)
 
 ForcedAnswer = Literal["auto", "completions", "chat"]
-CHARS_PER_TOKEN = 4  # truncation estimate when no tokenizer is given
-_warned_truncation = False  # that estimate is logged once per process
+CHARS_PER_TOKEN = 4  # truncation estimate when no tokenizer loads
 
 
 class OpenAIBackend(Backend):
@@ -44,11 +43,12 @@ class OpenAIBackend(Backend):
       ``continue_final_message=True, add_generation_prompt=False`` (vLLM, SGLang).
     - ``"auto"`` (default) is ``"completions"`` when a tokenizer is known, else ``"chat"``.
 
-    ``tokenizer`` (a local folder, a hub id or a loaded transformers tokenizer; by default ``model``
-    when that is a local folder) also gives exact passage truncation. Without one, passages are cut
-    at about ``CHARS_PER_TOKEN`` characters per token, on a word boundary. ``extra_body`` is added
-    to every request (e.g. ``{"chat_template_kwargs": {...}}``); ``client_options`` go to
-    ``AsyncOpenAI``. The API key falls back to ``OPENAI_API_KEY``, else the dummy ``"EMPTY"``.
+    ``tokenizer`` (a local folder, a hub id or a loaded transformers tokenizer) also gives exact
+    passage truncation and prompt token counts. By default it is loaded from ``model`` when that is
+    a local folder or a hub id in the local Hugging Face cache (never downloaded). When neither
+    gives one, passages are cut at about ``CHARS_PER_TOKEN`` characters per token, on a word
+    boundary, with a warning. ``extra_body`` is added to every request (e.g.
+    ``{"chat_template_kwargs": {...}}``); ``client_options`` go to ``AsyncOpenAI``. The API key falls back to ``OPENAI_API_KEY``, else the dummy ``"EMPTY"``.
     """
 
     name = "openai"
@@ -78,9 +78,16 @@ class OpenAIBackend(Backend):
             raise ValueError(f"base_url must be an http(s) URL or a list of them, got {base_url!r}")
         if forced_answer not in ("auto", "completions", "chat"):
             raise ValueError(f"forced_answer must be 'auto', 'completions' or 'chat', got {forced_answer!r}")
-        if tokenizer is None and Path(model).is_dir():
-            tokenizer = model
-        self.tokenizer = load_tokenizer(tokenizer) if tokenizer is not None else None
+        self._warned_estimate = False
+        if tokenizer is not None:
+            self.tokenizer = load_tokenizer(tokenizer)
+        elif model != "auto":
+            self.tokenizer, reason = find_tokenizer(model)
+            if self.tokenizer is None:
+                self._warn_estimate(reason)
+        else:
+            self.tokenizer = None
+        self.renderer = ChatRenderer(self.tokenizer) if self.tokenizer is not None else None
         if forced_answer == "auto":
             forced_answer = "completions" if self.tokenizer is not None else "chat"
         if forced_answer == "completions" and self.tokenizer is None:
@@ -162,19 +169,28 @@ class OpenAIBackend(Backend):
         return options
 
     def render(self, request: GenerationRequest) -> str:
-        return render_prompt(self.tokenizer, request.messages, request.prefix)
+        """The prompt sent to ``/v1/completions``: without a leading BOS, which the server adds."""
+        if self.renderer is None:
+            raise ValueError("rendering the prompt locally needs a tokenizer: pass tokenizer=")
+        return self.renderer.render(request.messages, request.prefix)
 
-    def truncate(self, text: str, max_tokens: int) -> str:
-        if self.tokenizer is not None:
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            return text if len(ids) <= max_tokens else self.tokenizer.decode(ids[:max_tokens])
-        global _warned_truncation
-        if not _warned_truncation:
-            _warned_truncation = True
+    def count_tokens(self, request: GenerationRequest) -> int | None:
+        return self.renderer.count(request) if self.renderer is not None else None
+
+    def _warn_estimate(self, reason: str) -> None:
+        if not self._warned_estimate:
+            self._warned_estimate = True
             logger.warning(
-                "openai backend without tokenizer=: truncating passages at ~%d characters per token",
+                "openai backend without tokenizer (%s): truncating passages at ~%d characters per token; "
+                "pass tokenizer=",
+                reason,
                 CHARS_PER_TOKEN,
             )
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        if self.renderer is not None:
+            return self.renderer.truncate(text, max_tokens)
+        self._warn_estimate(f"none given or found for model {self.model_name!r}")
         limit = max_tokens * CHARS_PER_TOKEN
         if len(text) <= limit:
             return text
@@ -184,27 +200,6 @@ class OpenAIBackend(Backend):
 
     def close(self) -> None:
         self.pool.close(lambda client: client.close())
-
-
-def render_prompt(tokenizer: Any, messages: list[dict[str, str]], prefix: str = "") -> str:
-    """The chat-template prompt with the generation prompt, then the assistant ``prefix``; a leading
-    BOS is left to the server, which adds it when the model wants one."""
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    if tokenizer.bos_token and prompt.startswith(tokenizer.bos_token):
-        prompt = prompt[len(tokenizer.bos_token) :]
-    if prompt.endswith("<think>\n") and prefix.startswith("<think>"):  # templates that open the think
-        prefix = prefix[len("<think>") :].lstrip("\n")
-    return prompt + prefix
-
-
-def load_tokenizer(tokenizer: Any) -> Any:
-    if not isinstance(tokenizer, (str, Path)):
-        return tokenizer  # already a tokenizer object
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as exc:
-        raise ImportError("tokenizer= needs: pip install transformers") from exc
-    return AutoTokenizer.from_pretrained(str(tokenizer))
 
 
 async def _probe(client: Any) -> bool:

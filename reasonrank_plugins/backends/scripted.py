@@ -2,8 +2,9 @@
 
 The model name picks the script: ``identity`` keeps each window's order, ``reverse`` reverses it,
 ``overlap`` ranks by the fraction of the query's words a passage contains (``"demo"`` means
-``overlap``). ``latency`` is seconds per window, ``max_batch`` the windows that run together and
-``log`` a file that gets each request's query (one JSON string a line).
+``overlap``). ``latency`` is seconds per window, ``max_batch`` the windows that run together,
+``context_length`` the words (prompt and output) a window may take, none by default, and ``log`` a
+file that gets each request's query (one JSON string a line).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ScriptedModelBackend(ScriptedBackend):
         *,
         latency: float = 0.0,
         max_batch: int | None = None,
+        context_length: int | None = None,
         log: str | Path | None = None,
     ) -> None:
         if model not in SCRIPTS:
@@ -60,6 +62,7 @@ class ScriptedModelBackend(ScriptedBackend):
             max_batch=int(max_batch) if max_batch else None,
             model_name=f"scripted-{model}",
             keep_requests=KEPT_REQUESTS,
+            context_length=int(context_length) if context_length else None,
         )
         self.log = Path(log) if log else None
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .base import Backend, Generation, GenerationRequest
+from .base import GREEDY, Backend, Generation, GenerationRequest
 from .batching import MicroBatcher
+from .rendering import ChatRenderer, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,29 @@ def _pick_dtype(dtype: Any, device: str) -> Any:
     return torch.float32  # bf16 kernels are slow on CPU
 
 
+def greedy_generation_config(source: Any) -> Any:
+    """A generation config with ``source``'s special token ids and greedy decoding, and nothing else
+    from it: a ``generation_config.json`` that sets ``repetition_penalty`` (Qwen2.5: 1.05), sampling
+    or n-gram blocking must not change the output. Sampling warpers (``top_k``, ``top_p``,
+    temperature) do not run with ``do_sample=False``."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        bos_token_id=source.bos_token_id,
+        eos_token_id=source.eos_token_id,
+        pad_token_id=source.pad_token_id,
+        do_sample=False,
+        num_beams=1,
+        top_p=GREEDY["top_p"],
+        repetition_penalty=GREEDY["repetition_penalty"],
+    )
+
+
 class TransformersBackend(Backend):
-    """Concurrent windows are gathered into batches of up to ``batch_size`` (left padding)."""
+    """Concurrent windows are gathered into batches of up to ``batch_size`` (left padding), decoded
+    exactly greedy whatever the model's ``generation_config.json`` says.
+
+    ``context_length`` defaults to the config's ``max_position_embeddings``."""
 
     name = "transformers"
 
@@ -49,34 +71,41 @@ class TransformersBackend(Backend):
         gguf_file: str | None = None,
         adapter: str | None = None,
         trust_remote_code: bool = False,
+        context_length: int | None = None,
         **model_kwargs: Any,
     ) -> None:
         try:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
         except ImportError as exc:
             raise ImportError(
                 "the transformers backend needs: pip install 'reasonrank-plugins[transformers]'"
             ) from exc
+        if context_length is not None and context_length < 1:
+            raise ValueError(f"context_length must be >= 1, got {context_length}")
         self.model_name = model
         self.device = _pick_device(device)
         self.dtype = _pick_dtype(dtype, self.device)
         self._torch = torch
         load = {"gguf_file": gguf_file} if gguf_file else {}
-        self.tokenizer = AutoTokenizer.from_pretrained(
+        self.tokenizer = load_tokenizer(
             tokenizer or model, trust_remote_code=trust_remote_code, **({} if tokenizer else load)
         )
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.renderer = ChatRenderer(self.tokenizer)
         self.model = AutoModelForCausalLM.from_pretrained(
             model, dtype=self.dtype, trust_remote_code=trust_remote_code, **load, **model_kwargs
         )
+        self.model.generation_config = greedy_generation_config(self.model.generation_config)
         if adapter:
             from peft import PeftModel
 
             self.model = PeftModel.from_pretrained(self.model, adapter)
         self.model.to(self.device).eval()
+        self.context_length = context_length or getattr(self.model.config, "max_position_embeddings", None)
+        self.capacity = batch_size
         self._batcher = MicroBatcher(self._run_batch, batch_size, thread_name="transformers")
         logger.info("transformers backend: %s on %s (%s)", model, self.device, self.dtype)
 
@@ -85,24 +114,17 @@ class TransformersBackend(Backend):
         return self._batcher.batch_sizes
 
     def render(self, request: GenerationRequest) -> str:
-        prompt = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
-        return prompt + request.prefix
+        return self.renderer.render(request.messages, request.prefix)
 
     def _run_batch(self, requests: list[GenerationRequest]) -> list[Generation]:
         torch = self._torch
-        enc = self.tokenizer(
-            [self.render(r) for r in requests], return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(self.device)
+        enc = self.renderer.batch([self.render(r) for r in requests]).to(self.device)
         eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
         with torch.inference_mode():
             out = self.model.generate(
                 **enc,
                 max_new_tokens=max(r.max_tokens for r in requests),
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         width = enc["input_ids"].shape[1]
@@ -112,7 +134,7 @@ class TransformersBackend(Backend):
             ended = next((i for i, t in enumerate(tokens) if t in eos_ids), None)
             finish = "stop" if ended is not None else ("length" if len(tokens) >= request.max_tokens else "stop")
             tokens = tokens[:ended] if ended is not None else tokens
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            text = self.renderer.decode(tokens)
             for stop in request.stop:
                 if stop in text:
                     text, finish = text.split(stop)[0], "stop"
@@ -130,10 +152,10 @@ class TransformersBackend(Backend):
         return await self._batcher.submit(request)
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) <= max_tokens:
-            return text
-        return self.tokenizer.decode(ids[:max_tokens])
+        return self.renderer.truncate(text, max_tokens)
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return self.renderer.count(request)
 
     def close(self) -> None:
         if getattr(self, "model", None) is None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import inspect
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Backend, Generation, GenerationRequest
+from .base import GREEDY, Backend, Generation, GenerationRequest
 from .batching import MicroBatcher
+from .rendering import ChatRenderer, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,16 @@ class VLLMStats:
     peak_in_flight: int = 0
 
 
+@functools.cache
+def greedy_sampling() -> dict[str, Any]:
+    """``GREEDY`` as vLLM's ``SamplingParams`` fields, ``min_p`` off too. vLLM spells "top_k off"
+    as its default: -1 in older releases, 0 in newer ones."""
+    from vllm import SamplingParams
+
+    top_k_off = inspect.signature(SamplingParams).parameters["top_k"].default
+    return {**GREEDY, "top_k": top_k_off, "min_p": 0.0}
+
+
 class VLLMBackend(Backend):
     """A model on vLLM with greedy decoding and prefix caching.
 
@@ -42,6 +56,13 @@ class VLLMBackend(Backend):
     ``llm.generate``.
     ``lora_path`` applies a LoRA adapter to every request. Extra keyword arguments go to vLLM's
     engine arguments (``max_num_seqs``, ``max_lora_rank``, ``trust_remote_code``, ...).
+
+    ``context_length`` and ``capacity`` are the engine's resolved ``max_model_len`` and
+    ``max_num_seqs``. With ``scheduling_policy="priority"`` each request's ``priority`` goes to
+    vLLM (lower runs first). ``batch_invariant=True`` sets ``VLLM_BATCH_INVARIANT=1`` for this
+    process before the engine starts, so a request's greedy output does not depend on what it is
+    batched with; vLLM supports it on NVIDIA GPUs of compute capability 8.0 and up (also some AMD
+    and Intel GPUs), and it must be on before the first engine of the process starts.
     """
 
     name = "vllm"
@@ -58,16 +79,24 @@ class VLLMBackend(Backend):
         lora_path: str | None = None,
         async_engine: bool = True,
         tokenizer: str | None = None,
+        batch_invariant: bool = False,
         **engine_kwargs: Any,
     ) -> None:
+        if batch_invariant:
+            os.environ["VLLM_BATCH_INVARIANT"] = "1"  # read by vLLM as the engine starts
         try:
-            import vllm  # noqa: F401
-            from transformers import AutoTokenizer
+            import vllm.envs
         except ImportError as exc:
             raise ImportError(
                 "the vllm backend needs vLLM: pip install 'reasonrank-plugins[vllm]' "
                 "(on CPU machines see scripts/vllm-env.sh)"
             ) from exc
+        self.batch_invariant = bool(vllm.envs.VLLM_BATCH_INVARIANT)
+        if batch_invariant and not self.batch_invariant:
+            raise RuntimeError(
+                "batch_invariant=True: vLLM already read VLLM_BATCH_INVARIANT=0 in this process; "
+                "set VLLM_BATCH_INVARIANT=1 before the first engine starts"
+            )
         self.model_name = model
         self.async_engine = async_engine
         self.engine_args: dict[str, Any] = dict(
@@ -81,11 +110,11 @@ class VLLMBackend(Backend):
             enable_lora=lora_path is not None,
             **engine_kwargs,
         )
-        # vLLM wraps this same Hugging Face tokenizer; loading it here lets ``truncate`` work
-        # before the async engine exists.
-        self.tokenizer = AutoTokenizer.from_pretrained(
+        # vLLM wraps this same Hugging Face tokenizer; prompts are rendered and encoded here
+        self.tokenizer = load_tokenizer(
             tokenizer or model, trust_remote_code=engine_kwargs.get("trust_remote_code", False)
         )
+        self.renderer = ChatRenderer(self.tokenizer)
         self.lora = self._lora_request(lora_path)
         self.stats = VLLMStats()
         self._ids = itertools.count()
@@ -108,8 +137,12 @@ class VLLMBackend(Backend):
             from vllm import LLM
 
             self._llm = LLM(**self.engine_args)
-            max_batch = int(engine_kwargs.get("max_num_seqs") or 256)
-            self._batcher = MicroBatcher(self._run_batch, max_batch, thread_name="vllm")
+        config = (self._engine if self._engine is not None else self._llm.llm_engine).vllm_config
+        self.context_length = int(config.model_config.max_model_len)
+        self.capacity = int(config.scheduler_config.max_num_seqs)
+        self.priority = config.scheduler_config.policy == "priority"  # else vLLM refuses priorities
+        if self._llm is not None:
+            self._batcher = MicroBatcher(self._run_batch, self.capacity, thread_name="vllm")
         logger.info("vllm backend: %s (%s engine)", model, "async" if async_engine else "in-process")
 
     @staticmethod
@@ -127,20 +160,20 @@ class VLLMBackend(Backend):
 
     def render(self, request: GenerationRequest) -> str:
         """The chat-template prompt with the generation prompt, then the assistant prefix."""
-        prompt = self.tokenizer.apply_chat_template(
-            request.messages, add_generation_prompt=True, tokenize=False
-        )
-        return prompt + request.prefix
+        return self.renderer.render(request.messages, request.prefix)
 
     def _prompt(self, request: GenerationRequest) -> dict[str, list[int]]:
-        return {"prompt_token_ids": self.tokenizer.encode(self.render(request), add_special_tokens=False)}
+        return {"prompt_token_ids": self.renderer.encode(self.render(request))}
 
     def _sampling(self, request: GenerationRequest, final_only: bool) -> Any:
+        """Greedy with every sampling field pinned (vLLM's ``top_k`` 0 is "off", as in ``GREEDY``)."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
         kind = {"output_kind": RequestOutputKind.FINAL_ONLY} if final_only else {}
-        return SamplingParams(temperature=0.0, max_tokens=request.max_tokens, stop=list(request.stop), **kind)
+        return SamplingParams(
+            **greedy_sampling(), max_tokens=request.max_tokens, stop=list(request.stop), **kind
+        )
 
     def _result(self, output: Any) -> VLLMGeneration:
         completion = output.outputs[0]
@@ -170,6 +203,7 @@ class VLLMBackend(Backend):
             self._sampling(request, final_only=True),
             request_id=f"reasonrank-{next(self._ids)}",
             lora_request=self.lora,
+            **({"priority": request.priority} if self.priority else {}),
         ):
             pass
         if final is None:
@@ -199,14 +233,15 @@ class VLLMBackend(Backend):
             [self._sampling(r, final_only=False) for r in requests],
             use_tqdm=False,
             lora_request=self.lora,
+            priority=[r.priority for r in requests] if self.priority else None,
         )
         return [self._result(output) for output in outputs]
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) <= max_tokens:
-            return text
-        return self.tokenizer.decode(ids[:max_tokens])
+        return self.renderer.truncate(text, max_tokens)
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return len(self._prompt(request)["prompt_token_ids"])
 
     async def _shutdown_engine(self) -> None:
         self._engine.shutdown()

@@ -363,14 +363,28 @@ def test_truncate_with_tokenizer_is_exact(qwen_tokenizer_dir):
     assert backend.truncate("short text", 12) == "short text"
 
 
-def test_truncate_without_tokenizer_estimates_and_warns_once(caplog, monkeypatch):
-    monkeypatch.setattr("reasonrank_plugins.backends.openai._warned_truncation", False)
-    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")
-    text = "word " * 200
+def test_truncate_without_tokenizer_estimates_and_warns_once(caplog):
     with caplog.at_level(logging.WARNING, logger="reasonrank_plugins.backends.openai"):
+        backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")  # no folder, not in the cache
+        text = "word " * 200
         cuts = [backend.truncate(text, 10) for _ in range(3)]
+        auto = OpenAIBackend("auto", base_url="http://127.0.0.1:9/v1")  # the name comes later
+        auto.truncate(text, 10)
+    assert backend.tokenizer is None and backend.forced_answer == "chat"
+    assert backend.count_tokens(GenerationRequest([{"role": "user", "content": "U"}], 8)) is None
     assert cuts[0] == ("word " * 8).strip() and len(cuts[0]) <= 40
-    assert sum("without tokenizer" in m for m in caplog.messages) == 1
+    warnings = [m for m in caplog.messages if "without tokenizer" in m]
+    assert len(warnings) == 2 and "'m'" in warnings[0]  # once per backend
+
+
+def test_tokenizer_comes_from_a_local_model_folder(qwen_tokenizer_dir):
+    backend = OpenAIBackend(str(qwen_tokenizer_dir), base_url="http://127.0.0.1:9/v1")
+    assert backend.tokenizer is not None and backend.forced_answer == "completions"
+    text = "Okapi BM25 ranks documents by term frequency saturation and length normalisation. " * 5
+    assert len(backend.tokenizer.encode(backend.truncate(text, 12), add_special_tokens=False)) == 12
+    messages = [{"role": "user", "content": "U"}]
+    ids = backend.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=False)
+    assert backend.count_tokens(GenerationRequest(messages, 8)) == len(ids)
 
 
 def test_render_matches_the_chat_template_then_prefix(qwen_tokenizer_dir):

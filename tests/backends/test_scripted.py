@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 
 import pytest
 
 from reasonrank_plugins import ReasonRanker, backends
-from reasonrank_plugins.backends import load_backend, resolve_backend
+from reasonrank_plugins.backends import GenerationRequest, load_backend, resolve_backend
 from reasonrank_plugins.backends.scripted import KEPT_REQUESTS, ScriptedModelBackend, overlap_score
 from reasonrank_plugins.server.spec import RankerSpec
 
@@ -43,6 +44,18 @@ def test_options_and_bounded_requests(tmp_path):
     assert load_backend("reverse", "scripted", latency=0.0, max_batch=None, log=None).model_name == (
         "scripted-reverse"
     )
+
+
+def test_context_length_capacity_and_word_counts():
+    backend = load_backend("overlap", "scripted", max_batch=4, context_length=300)
+    assert (backend.context_length, backend.capacity) == (300, 4)
+    default = load_backend("overlap", "scripted")
+    assert (default.context_length, default.capacity) == (None, None)
+    messages = [{"role": "system", "content": "rank these"}, {"role": "user", "content": "red fox den"}]
+    request = GenerationRequest(messages, max_tokens=8, prefix="<think>x </think>")
+    assert backend.count_tokens(request) == 2 + 3 + 2
+    generation = asyncio.run(backend.generate(request))
+    assert generation.prompt_tokens == backend.count_tokens(request)
 
 
 def test_overlap_score_is_the_fraction_of_query_words():

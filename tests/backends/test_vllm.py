@@ -7,6 +7,7 @@ so only one engine (about 6.7 GB here) is up at a time.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import uuid
 from pathlib import Path
@@ -64,6 +65,9 @@ QUERIES = [
     ),
 ]
 FOUR = [*QUERIES[0][1], "The quick brown fox jumps over the lazy dog."]
+# two queries of eight short passages: window 4, step 2 makes three dependent windows each
+FILLER = ["Filler text about nothing in particular.", "Rain fell all day."]
+EIGHT = [(q, [*ps, *QUERIES[i + 1][1][:2], *FILLER, f"Note {i}."]) for i, (q, ps) in enumerate(QUERIES[:2])]
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +119,30 @@ class TestAsyncEngine:
             assert 0 < window.completion_tokens <= WINDOW["reasoning_budget"] + 7 * 3 + 16
         assert result.prompt_tokens == sum(w.prompt_tokens for w in result.windows)
 
-    def test_rerank_many_is_concurrent_and_matches_sequential(self, backend):
-        ranker = ranker_on(backend)
+    def test_context_capacity_counts_and_pinned_sampling(self, backend):
+        assert (backend.context_length, backend.capacity) == (1024, 8)  # the engine's resolved values
+        assert not backend.priority and not backend.batch_invariant
+        request = GenerationRequest(render_messages(*QUERIES[0]), max_tokens=2, prefix="<think>", priority=3)
+        generation = asyncio.run(backend.generate(request))  # a priority on an fcfs engine is not sent
+        assert backend.count_tokens(request) == generation.prompt_tokens
+        params = backend._sampling(request, final_only=True)
+        pinned = (params.temperature, params.top_p, params.top_k, params.min_p, params.repetition_penalty)
+        assert pinned == (0.0, 1.0, 0, 0.0, 1.0)
+        assert (params.presence_penalty, params.frequency_penalty) == (0.0, 0.0)
+
+    def test_chains_of_dependent_windows_run_concurrently_and_match_sequential(self, backend):
+        ranker = ranker_on(backend, window_size=4, step=2, reasoning_budget=32, max_passage_tokens=16)
         backend.stats = VLLMStats()
-        sequential = ranker.rerank_many(QUERIES, schedule="sequential")
+        sequential = ranker.rerank_many(EIGHT, schedule="sequential")
         assert backend.stats.peak_in_flight == 1
         backend.stats = VLLMStats()
-        chains = ranker.rerank_many(QUERIES)
-        assert backend.stats.peak_in_flight == len(QUERIES)  # all three windows in vLLM at once
-        assert ranker.engine.peak_in_flight == len(QUERIES)
-        assert [r.order for r in chains] == [r.order for r in sequential]
-        for result in chains:
-            assert_permutation(result, 3)
-            assert result.windows[0].status in OK, result.windows[0].output
+        chains = ranker.rerank_many(EIGHT, schedule="chains")
+        assert backend.stats.peak_in_flight >= 2  # both queries' windows were in vLLM at once
+        for result, alone in zip(chains, sequential):
+            assert [(w.start, w.end) for w in result.windows] == [(4, 8), (2, 6), (0, 4)]
+            assert_permutation(result, 8)
+            assert result.order == alone.order
+            assert all(w.status in OK for w in result.windows), [w.output for w in result.windows]
 
     def test_forced_answer_continues_the_greedy_output(self, backend):
         free = ranker_on(backend).rerank(*QUERIES[1]).windows[0]
@@ -176,7 +191,7 @@ class TestInProcessLLM:
     @pytest.fixture(scope="class")
     def backend(self, model_dir, adapters):
         lora = {"lora_path": str(adapters[0]), "max_lora_rank": 8} if adapters else {}
-        backend = VLLMBackend(model_dir, async_engine=False, **ENGINE, **lora)
+        backend = VLLMBackend(model_dir, async_engine=False, scheduling_policy="priority", **ENGINE, **lora)
         yield backend
         backend.close()
 
@@ -188,6 +203,13 @@ class TestInProcessLLM:
             assert window.status in OK, window.output
             assert window.prompt_tokens > 100 and window.completion_tokens > 0
         assert max(backend.batch_sizes) == 2  # both windows went into one llm.generate call
+
+    def test_priorities_go_to_a_priority_scheduled_engine(self, backend):
+        assert backend.priority and (backend.context_length, backend.capacity) == (1024, 8)
+        messages = render_messages(*QUERIES[2])
+        urgent, later = (GenerationRequest(messages, max_tokens=4, priority=p) for p in (0, 5))
+        first, second = backend._run_batch([later, urgent])  # one llm.generate with priority=[5, 0]
+        assert first.text == second.text and first.completion_tokens > 0
 
     async def test_lora_adapter_applies_per_request(self, backend, adapters):
         if adapters is None:

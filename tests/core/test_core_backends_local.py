@@ -1,9 +1,13 @@
 """Real local backends: the tiny random Qwen2 on transformers and the demo GGUF on llama.cpp."""
 
+import json
+import shutil
+
 import pytest
 
 from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends import GenerationRequest
+from reasonrank_plugins.prompt import build_messages
 
 
 def test_transformers_tiny_model_end_to_end(tiny_qwen):
@@ -39,6 +43,90 @@ def test_transformers_batched_generation_matches_single(tiny_qwen):
         assert alone.text == batched.text and alone.prompt_tokens == batched.prompt_tokens
 
 
+def test_transformers_context_capacity_and_prompt_count(tiny_qwen):
+    from reasonrank_plugins.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend(str(tiny_qwen), batch_size=3)
+    try:
+        assert backend.context_length == 32768  # the config's max_position_embeddings
+        assert backend.capacity == 3
+        request = GenerationRequest(build_messages("q", ["a", "b"]), max_tokens=2, prefix="<think>x")
+        (generation,) = backend._run_batch([request])
+        assert backend.count_tokens(request) == generation.prompt_tokens
+        plain = GenerationRequest(request.messages, 2)
+        ids = backend.tokenizer.apply_chat_template(
+            plain.messages, add_generation_prompt=True, return_dict=False
+        )
+        assert backend.count_tokens(plain) == len(ids)
+    finally:
+        backend.close()
+    small = TransformersBackend(str(tiny_qwen), context_length=512)
+    assert small.context_length == 512
+    small.close()
+    with pytest.raises(ValueError, match="context_length"):
+        TransformersBackend(str(tiny_qwen), context_length=0)
+
+
+@pytest.fixture(scope="module")
+def penalised_qwen(tiny_qwen, tmp_path_factory):
+    """The tiny Qwen2 with ``repetition_penalty: 1.05`` in its generation_config.json (as Qwen2.5
+    ships), and a token B whose embedding is 0.99 times that of the token A the model repeats
+    greedily: plain argmax keeps A, a 1.05 penalty on the already generated A turns to B."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from reasonrank_plugins.backends.transformers import TransformersBackend
+
+    folder = tmp_path_factory.mktemp("penalised-qwen")
+    for item in tiny_qwen.iterdir():
+        if item.is_file():
+            shutil.copy(item, folder / item.name)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_qwen))
+    backend = TransformersBackend(str(tiny_qwen))
+    request = penalised_request()
+    ids = torch.tensor([backend.renderer.encode(backend.render(request))])
+    backend.close()
+    with torch.inference_mode():
+        logits = model(ids).logits[0, -1]
+    a, b = int(logits.argmax()), 100000
+    assert logits[a] > 0
+    with torch.no_grad():  # tied embeddings: B's output logit becomes 0.99 times A's
+        model.get_input_embeddings().weight[b] = 0.99 * model.get_input_embeddings().weight[a]
+    model.generation_config.repetition_penalty = 1.05
+    model.save_pretrained(folder)
+    assert json.loads((folder / "generation_config.json").read_text())["repetition_penalty"] == 1.05
+    return folder, ids
+
+
+def penalised_request() -> GenerationRequest:
+    return GenerationRequest(build_messages("q", ["a", "b"]), max_tokens=6)
+
+
+def test_transformers_decodes_exactly_greedy_whatever_the_generation_config(penalised_qwen):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from reasonrank_plugins.backends.transformers import TransformersBackend
+
+    folder, ids = penalised_qwen
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    tokens = ids
+    with torch.inference_mode():  # plain argmax decoding
+        for _ in range(6):
+            tokens = torch.cat([tokens, model(tokens).logits[:, -1:].argmax(-1)], 1)
+        argmax = tokens[0, ids.shape[1] :].tolist()
+        # the model's own generation_config (repetition_penalty 1.05) decodes otherwise
+        stock = model.generate(ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1] :].tolist()
+    assert stock != argmax
+    backend = TransformersBackend(str(folder))
+    try:
+        (generation,) = backend._run_batch([penalised_request()])
+    finally:
+        backend.close()
+    assert generation.text == backend.tokenizer.decode(argmax, skip_special_tokens=True)
+    assert generation.completion_tokens == 6
+
+
 @pytest.mark.slow
 def test_llamacpp_demo_model_on_a_dl19_window(demo_ranker, dl19_top):
     query, passages = dl19_top(0, 20)
@@ -61,3 +149,36 @@ def test_llamacpp_forced_answer_continues_the_same_prompt(demo_ranker, dl19_top)
     assert window.forced and sorted(result.order) == list(range(5))
     assert "</think>\n<answer>" in window.output
     assert str(window.status) in ("ok", "repaired"), window.output
+
+
+@pytest.mark.slow
+def test_llamacpp_context_capacity_and_the_shared_rendering(demo_ranker, tmp_path):
+    from reasonrank_plugins.backends.rendering import ChatRenderer, load_tokenizer
+    from reasonrank_plugins.testing import make_qwen25_tokenizer
+
+    backend = demo_ranker.backend
+    assert (backend.context_length, backend.capacity) == (8192, 1)  # the ranker's n_ctx
+    qwen = ChatRenderer(load_tokenizer(make_qwen25_tokenizer(tmp_path)))
+    messages = build_messages("what is bm25", ["BM25 ranks.", "Paris."])
+    request = GenerationRequest(messages, 4, prefix="<think>")
+    # the GGUF's embedded template and llama.cpp's tokenizer give what the Hugging Face path gives
+    assert backend.render(request) == qwen.render(request.messages, request.prefix)
+    assert backend._tokens(request) == qwen.encode(qwen.render(request.messages, request.prefix))
+    assert backend.count_tokens(request) == qwen.count(request)
+
+
+@pytest.mark.slow
+def test_llamacpp_decodes_exactly_greedy(demo_ranker):
+    import numpy as np
+
+    backend = demo_ranker.backend
+    request = GenerationRequest(build_messages("what is bm25", ["BM25 ranks documents.", "Paris."]), 5)
+    generation = backend._complete(request)
+    assert generation.prompt_tokens == backend.count_tokens(request)
+    llm = backend.llm
+    llm.reset()
+    argmax: list[int] = []
+    for _ in range(generation.completion_tokens):  # the last position's logits, argmax
+        llm.eval(argmax[-1:] if argmax else backend._tokens(request))
+        argmax.append(int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)))))
+    assert generation.text == llm.detokenize(argmax).decode("utf-8")

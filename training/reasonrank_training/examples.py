@@ -12,13 +12,10 @@ from .filtering import teacher_order
 
 
 def tokenizer_truncate(tokenizer: Any) -> Callable[[str, int], str]:
-    """Cut text to ``max_tokens`` tokens as the transformers backend does at inference."""
+    """Cut text to ``max_tokens`` tokens as the backends do at inference."""
+    from reasonrank_plugins.backends.rendering import ChatRenderer
 
-    def truncate(text: str, max_tokens: int) -> str:
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
-
-    return truncate
+    return ChatRenderer(tokenizer).truncate
 
 
 def ranking_text(order: Sequence[int]) -> str:

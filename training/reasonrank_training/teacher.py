@@ -102,7 +102,7 @@ class Teacher:
     ) -> None:
         from openai import AsyncOpenAI
 
-        from reasonrank_plugins.backends.openai import load_tokenizer
+        from reasonrank_plugins.backends.rendering import ChatRenderer, load_tokenizer
 
         self.client = AsyncOpenAI(
             base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout
@@ -110,6 +110,7 @@ class Teacher:
         self.model = model
         # renders the prompt of a forced answer (a prefix continued through /v1/completions)
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer is not None else None
+        self.renderer = ChatRenderer(self.tokenizer) if self.tokenizer is not None else None
         self.cache = RequestCache(cache)
         self.price = (price_prompt, price_completion)  # USD per million tokens
         self.usage = Usage()
@@ -135,11 +136,9 @@ class Teacher:
         if stop:
             request["stop"] = stop
         if prefix:
-            if self.tokenizer is None:
+            if self.renderer is None:
                 raise ValueError("continuing an assistant prefix renders the prompt locally: pass tokenizer=")
-            from reasonrank_plugins.backends.openai import render_prompt
-
-            request["prompt"] = render_prompt(self.tokenizer, messages, prefix)
+            request["prompt"] = self.renderer.render(messages, prefix)
         else:
             request["messages"] = messages
         key = self.cache.key(request)
