@@ -118,12 +118,14 @@ class ReplicaPool(Generic[C]):
         self._loop, self._clients, self._slots, self._probes, self._first_check = None, [], [], {}, None
         if loop is None or loop.is_closed() or not clients:
             return  # the loop is gone: the connections go with it
-        closing = asyncio.gather(*(aclose(c) for c in clients), return_exceptions=True)
+        async def closing() -> None:  # gathered on the clients' own loop
+            await asyncio.gather(*(aclose(c) for c in clients), return_exceptions=True)
+
         try:
             if loop.is_running():
-                asyncio.run_coroutine_threadsafe(_await(closing), loop).result(timeout=10)
+                asyncio.run_coroutine_threadsafe(closing(), loop).result(timeout=10)
             else:
-                loop.run_until_complete(closing)
+                loop.run_until_complete(closing())
         except Exception as exc:  # noqa: BLE001 - closing is best effort: a dead loop must not break close()
             logger.debug("closing clients failed: %r", exc)
 
@@ -188,6 +190,3 @@ class ReplicaPool(Generic[C]):
         replica.healthy = False
         replica.checked = time.monotonic()
 
-
-async def _await(future: Awaitable[Any]) -> Any:
-    return await future

@@ -181,13 +181,26 @@ class FakeServer:
     """An OpenAI-compatible chat server on 127.0.0.1 whose answers come from ``ScriptedBackend``
     (each window ranked by ``number_score``). ``kill()`` stops it with requests in flight."""
 
-    def __init__(self, latency: float = 0.0, reasoning_field: str | None = None) -> None:
+    def __init__(
+        self,
+        latency: float = 0.0,
+        reasoning_field: str | None = None,
+        owned_by: str = "fake",
+        max_model_len: int | None = None,
+        respond=None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.latency = latency
+        self.respond = respond
         self.reasoning_field = reasoning_field
+        self.model_card: dict = {"id": "fake-ranker", "object": "model", "owned_by": owned_by}
+        if max_model_len is not None:
+            self.model_card["max_model_len"] = max_model_len
+        self.models_status = 200
         self.error_status: int | None = None
-        self.bodies: list[dict] = []
+        self.bodies: list[dict] = []  # chat and completions requests, in order
+        self.models_calls = 0
         self._server = None
         self._thread: threading.Thread | None = None
 
@@ -196,10 +209,23 @@ class FakeServer:
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
-        script = ScriptedBackend(score=number_score, latency=self.latency)
+        script = ScriptedBackend(self.respond, score=number_score, latency=self.latency)
 
         async def models(request):
-            return JSONResponse({"object": "list", "data": [{"id": "fake-ranker", "object": "model"}]})
+            self.models_calls += 1
+            if self.models_status != 200:
+                return JSONResponse({"error": {"message": "no models here"}}, status_code=self.models_status)
+            return JSONResponse({"object": "list", "data": [self.model_card]})
+
+        async def completions(request):  # a fixed answer: the tests read what was sent
+            body = await request.json()
+            self.bodies.append(body)
+            usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+            choice = {"index": 0, "text": "[1]", "finish_reason": "stop"}
+            return JSONResponse(
+                {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": body["model"]}
+                | {"choices": [choice], "usage": usage}
+            )
 
         async def chat(request):
             body = await request.json()
@@ -230,7 +256,11 @@ class FakeServer:
             )
 
         return Starlette(
-            routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])]
+            routes=[
+                Route("/v1/models", models),
+                Route("/v1/chat/completions", chat, methods=["POST"]),
+                Route("/v1/completions", completions, methods=["POST"]),
+            ]
         )
 
     def start(self) -> FakeServer:
@@ -278,17 +308,22 @@ def test_rerank_through_scripted_server_maps_reasoning_and_tokens(fake_servers):
 
 
 def test_forced_answer_continues_the_assistant_turn_on_chat(fake_servers):
-    server = fake_servers()
+    def long_thinker(query, contents):  # thinks past the budget (reasoning_budget 2 + 100 words)
+        ranked = sorted(range(len(contents)), key=lambda i: -number_score(query, contents[i]))
+        return "<think>" + "hmm " * 150 + "</think> <answer>" + " > ".join(f"[{i + 1}]" for i in ranked) + "</answer>"
+
+    server = fake_servers(respond=long_thinker)
     items = [("q", numbered(4))]
     with ReasonRanker(model="fake-ranker", base_url=server.url, reasoning_budget=2) as ranker:
         assert ranker.backend.forced_answer == "chat"  # no tokenizer known
         result = ranker.rerank(*items[0])
     assert result.forced == 1 and result.order == expected_orders(items)[0]
     main, forced = server.bodies
-    assert main["max_tokens"] == 2 and "continue_final_message" not in main
+    assert main["max_tokens"] == 2 + 100 and "continue_final_message" not in main
     assert forced["continue_final_message"] is True and forced["add_generation_prompt"] is False
     assert forced["messages"][:2] == main["messages"]
-    assert forced["messages"][2] == {"role": "assistant", "content": "<think>ranked 4</think>\n<answer>"}
+    prefix = forced["messages"][2]
+    assert prefix["role"] == "assistant" and prefix["content"] == "<think>" + "hmm " * 101 + "hmm</think>\n<answer>"
     assert forced["stop"] == ["</answer>"]
     assert "<answer>" in result.windows[0].output and result.windows[0].output.endswith("</answer>")
 
@@ -296,7 +331,8 @@ def test_forced_answer_continues_the_assistant_turn_on_chat(fake_servers):
 def test_client_errors_are_raised_not_failed_over(fake_servers):
     bad, good = fake_servers(), fake_servers()
     bad.error_status = 400
-    backend = OpenAIBackend("fake-ranker", base_url=[bad.url, good.url])
+    named = {"server": "vllm", "context_length": 4096}  # no /v1/models call
+    backend = OpenAIBackend("fake-ranker", base_url=[bad.url, good.url], **named)
     request = GenerationRequest([{"role": "user", "content": "hi"}], max_tokens=4)
     with pytest.raises(openai.BadRequestError):
         asyncio.run(backend.generate(request))  # the first call goes to the first replica
@@ -307,9 +343,8 @@ def test_client_errors_are_raised_not_failed_over(fake_servers):
 def test_failover_when_a_replica_dies_mid_run_and_rejoin(fake_servers):
     a, b = fake_servers(latency=0.15), fake_servers(latency=0.15)
     items = [(f"q{k}", numbered(3 + k % 3, offset=k)) for k in range(12)]
-    with ReasonRanker(
-        model="fake-ranker", base_url=[a.url, b.url], max_concurrency=2, probe_interval=0.2
-    ) as ranker:
+    named = {"model": "fake-ranker", "server": "vllm", "context_length": 4096}  # no /v1/models call
+    with ReasonRanker(base_url=[a.url, b.url], max_concurrency=2, probe_interval=0.2, **named) as ranker:
         ra, rb = ranker.backend.replicas
         killer = threading.Thread(target=lambda: (wait_until(lambda: rb.served >= 1, 30, "b"), b.kill()))
         killer.start()
@@ -334,7 +369,7 @@ def test_single_server_down_at_start_is_waited_for(fake_servers):
         result = ranker.rerank("q", numbered(3))
     server.kill()
     assert result.order == expected_orders([("q", numbered(3))])[0]
-    assert backend.replicas[0].served == 1 and backend.replicas[0].assigned == 1
+    assert backend.replicas[0].served == backend.replicas[0].assigned == 2  # /v1/models, the window
 
 
 def test_bad_arguments():
@@ -346,6 +381,10 @@ def test_bad_arguments():
         OpenAIBackend("m", base_url=["http://h/v1", "http://h/v1"])
     with pytest.raises(ValueError, match="tokenizer="):
         OpenAIBackend("m", base_url="http://h/v1", forced_answer="completions")
+    with pytest.raises(ValueError, match="server must be"):
+        OpenAIBackend("m", base_url="http://h/v1", server="tgi")
+    with pytest.raises(ValueError, match="context_length"):
+        OpenAIBackend("m", base_url="http://h/v1", context_length=0)
 
 
 # -- tokenizer: truncation and local rendering ----------------------------------------------------
@@ -395,6 +434,139 @@ def test_render_matches_the_chat_template_then_prefix(qwen_tokenizer_dir):
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
         "<think>x</think>\n<answer>"
     )
+
+
+# -- greedy sampling fields, context length, capacity ----------------------------------------------
+STANDARD = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+GREEDY_BODIES = {  # the sampling fields each server kind must receive, and nothing else
+    "vllm": STANDARD | {"top_k": -1, "repetition_penalty": 1.0},
+    "sglang": STANDARD | {"top_k": -1, "repetition_penalty": 1.0},
+    "llamacpp": STANDARD | {"top_k": 0, "repeat_penalty": 1.0},
+    "openai": STANDARD,
+    "auto": STANDARD | {"repetition_penalty": 1.0, "repeat_penalty": 1.0},  # a server not recognised
+}
+SAMPLING_KEYS = set().union(*GREEDY_BODIES.values()) | {"min_p", "top_a", "typical_p"}
+
+
+def sampling_fields(body: dict) -> dict:
+    return {key: value for key, value in body.items() if key in SAMPLING_KEYS}
+
+
+@pytest.mark.parametrize(
+    ("server", "owned_by", "profile"),
+    [
+        ("auto", "vllm", "vllm"),
+        ("auto", "sglang", "sglang"),
+        ("auto", "me", "llamacpp"),  # llama-cpp-python
+        ("auto", "llamacpp", "llamacpp"),  # llama.cpp's llama-server
+        ("auto", "deepseek", "openai"),
+        ("auto", "someone-else", "auto"),
+        ("vllm", "me", "vllm"),  # given beats detected
+        ("openai", "vllm", "openai"),
+    ],
+)
+def test_every_request_pins_greedy_in_the_servers_field_names(
+    fake_servers, qwen_tokenizer_dir, server, owned_by, profile
+):
+    fake = fake_servers(owned_by=owned_by)
+    messages = [{"role": "user", "content": "rank"}]
+    main = GenerationRequest(messages, max_tokens=8)
+    prefix, stop = "<think>x</think>\n<answer>", ("</answer>",)
+    forced = GenerationRequest(messages, max_tokens=8, prefix=prefix, stop=stop)
+    for forced_answer in ("completions", "chat"):
+        backend = OpenAIBackend(
+            base_url=fake.url, server=server, tokenizer=str(qwen_tokenizer_dir), forced_answer=forced_answer
+        )
+
+        async def both(backend=backend):
+            await backend.generate(main)
+            await backend.generate(forced)
+
+        asyncio.run(both())
+        assert backend.server == profile and backend.model_name == "fake-ranker"
+        backend.close()
+    chat, completion, chat_again, forced_chat = fake.bodies
+    assert "prompt" in completion and forced_chat.get("continue_final_message") is True
+    for body in fake.bodies:
+        assert sampling_fields(body) == GREEDY_BODIES[profile], body
+        assert body["max_tokens"] == 8
+    assert completion["stop"] == forced_chat["stop"] == ["</answer>"]
+
+
+def test_extra_body_overrides_a_pinned_field(fake_servers):
+    fake = fake_servers(owned_by="vllm")
+    backend = OpenAIBackend("fake-ranker", base_url=fake.url, extra_body={"repetition_penalty": 1.05})
+    asyncio.run(backend.generate(GenerationRequest([{"role": "user", "content": "q"}], max_tokens=4)))
+    assert fake.bodies[0]["repetition_penalty"] == 1.05 and fake.bodies[0]["top_k"] == -1
+    backend.close()
+
+
+def test_hosted_apis_get_only_the_standard_fields_without_asking():
+    backend = OpenAIBackend("deepseek-chat", base_url="https://api.deepseek.com/v1", context_length=65536)
+    assert backend.server == "openai" and backend.context_length == 65536
+    asyncio.run(backend.prepare())  # nothing left to ask: no connection is made (the URL is not reachable)
+    assert backend.replicas[0].assigned == 0
+
+
+def test_context_length_from_max_model_len_once_for_concurrent_windows(fake_servers):
+    fake = fake_servers(owned_by="vllm", max_model_len=32768)
+    backend = OpenAIBackend(base_url=fake.url)
+    assert backend.context_length is None and backend.server == "auto"
+    request = GenerationRequest([{"role": "user", "content": "q"}], max_tokens=4)
+
+    async def run() -> None:
+        await asyncio.gather(backend.prepare(), *(backend.generate(request) for _ in range(5)))
+        assert backend.context_length == 32768 and backend.server == "vllm"
+        await backend.prepare()  # done: asks nothing more
+
+    asyncio.run(run())
+    assert backend.replicas[0].assigned == 6 and len(fake.bodies) == 5  # one /v1/models call, 5 windows
+    backend.close()
+
+
+def test_context_length_option_wins_and_first_window_prepares(fake_servers):
+    fake = fake_servers(owned_by="sglang", max_model_len=32768)
+    backend = OpenAIBackend("fake-ranker", base_url=fake.url, context_length=8192)
+    asyncio.run(backend.generate(GenerationRequest([{"role": "user", "content": "q"}], max_tokens=4)))
+    assert backend.context_length == 8192 and backend.server == "sglang"
+    assert backend.replicas[0].assigned == 2  # /v1/models for the server kind, then the window
+    backend.close()
+    pinned = OpenAIBackend("fake-ranker", base_url=fake.url, server="sglang", context_length=8192)
+    asyncio.run(pinned.generate(GenerationRequest([{"role": "user", "content": "q"}], max_tokens=4)))
+    assert pinned.replicas[0].assigned == 1  # everything given: no /v1/models call
+    pinned.close()
+
+
+def test_server_without_models_endpoint(fake_servers, caplog):
+    fake = fake_servers()
+    fake.models_status = 404
+    request = GenerationRequest([{"role": "user", "content": "q"}], max_tokens=4)
+    with caplog.at_level(logging.WARNING, logger="reasonrank_plugins.backends.openai"):
+        named = OpenAIBackend("fake-ranker", base_url=fake.url)
+        asyncio.run(named.generate(request))  # the window still goes, with the union of field names
+    assert named.server == "auto" and named.context_length is None
+    assert sampling_fields(fake.bodies[0]) == GREEDY_BODIES["auto"]
+    assert any("/v1/models failed" in m for m in caplog.messages)
+    with pytest.raises(openai.NotFoundError):  # the model name can come from nowhere else
+        asyncio.run(OpenAIBackend(base_url=fake.url).generate(request))
+    named.close()
+
+
+def test_capacity_is_concurrency_times_replicas():
+    urls = ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"]
+    assert OpenAIBackend("m", base_url=urls).capacity == 128  # 64 per replica by default
+    assert OpenAIBackend("m", base_url=urls[0], max_concurrency=8).capacity == 8
+
+
+def test_count_tokens_counts_the_rendered_prompt(qwen_tokenizer_dir):
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", tokenizer=str(qwen_tokenizer_dir))
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    ids = backend.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=False)
+    assert backend.count_tokens(GenerationRequest(messages, 8)) == len(ids)
+    prefix = backend.tokenizer.encode("<answer>", add_special_tokens=False)
+    assert backend.count_tokens(GenerationRequest(messages, 8, prefix="<answer>")) == len(ids) + len(prefix)
+    untokenized = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")
+    assert untokenized.count_tokens(GenerationRequest(messages, 8)) is None
 
 
 # -- llama-cpp-python's real server on the demo model ---------------------------------------------
@@ -514,8 +686,8 @@ def test_real_server_forced_answer(llama_server, qwen_tokenizer_dir):
 @pytest.mark.timeout(900)
 def test_real_server_killed_and_restarted_mid_run(llama_server, qwen_tokenizer_dir):
     items = [dl19_window(3, qid_index=k) for k in range(3)]
-    model = str(llama_server.model)  # named: no /v1/models call counts as served
-    with real_ranker(llama_server.url, qwen_tokenizer_dir, 48, model=model, probe_interval=1.0) as ranker:
+    named = {"model": str(llama_server.model), "server": "llamacpp"}  # no /v1/models call counts as served
+    with real_ranker(llama_server.url, qwen_tokenizer_dir, 48, probe_interval=1.0, **named) as ranker:
         (replica,) = ranker.backend.replicas
 
         def crash_and_restart() -> None:
@@ -543,7 +715,8 @@ def test_two_real_servers_one_killed_mid_run(llama_server, qwen_tokenizer_dir, t
     items = [dl19_window(3, qid_index=k) for k in range(4)]
     try:
         urls = [llama_server.url, second.url]
-        with real_ranker(urls, qwen_tokenizer_dir, 48, model=str(llama_server.model)) as ranker:
+        named = {"model": str(llama_server.model), "server": "llamacpp"}
+        with real_ranker(urls, qwen_tokenizer_dir, 48, **named) as ranker:
             first, dying = ranker.backend.replicas
 
             def crash() -> None:  # while the second server works on its windows
