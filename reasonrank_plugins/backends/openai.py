@@ -8,6 +8,7 @@ import os
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from ..prompt import finalize_messages
 from .base import GREEDY, Backend, Generation, GenerationRequest
 from .rendering import ChatRenderer, find_tokenizer, load_tokenizer
 from .replicas import Replica, ReplicaPool
@@ -192,7 +193,7 @@ class OpenAIBackend(Backend):
         return await self.pool.run(lambda client: self._chat(client, request))
 
     async def _chat(self, client: Any, request: GenerationRequest) -> Generation:
-        messages: list[dict[str, str]] = list(request.messages)
+        messages = finalize_messages(request.messages)  # the server renders: the final ftfy pass per message
         body = self._body()
         if request.prefix:
             messages.append({"role": "assistant", "content": request.prefix})

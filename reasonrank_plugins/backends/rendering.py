@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..prompt import finalize_prompt
 from .base import GenerationRequest
 
 __all__ = ["ChatRenderer", "continue_prompt", "find_tokenizer", "load_tokenizer"]
@@ -25,8 +26,10 @@ THINK = "<think>"
 
 def continue_prompt(prompt: str, prefix: str, bos_token: str | None = None) -> str:
     """``prompt`` (a rendered chat template ending in the generation prompt) continued by the
-    assistant ``prefix``: a leading ``bos_token`` is dropped, and a ``<think>`` opening the prefix is
-    dropped when the template already opened one."""
+    assistant ``prefix``: the rendered prompt gets the reference's final ftfy pass
+    (``prompt.finalize_prompt``; never the model's own output in ``prefix``), a leading ``bos_token``
+    is dropped, and a ``<think>`` opening the prefix is dropped when the template already opened one."""
+    prompt = finalize_prompt(prompt)
     if bos_token and prompt.startswith(bos_token):
         prompt = prompt[len(bos_token) :]
     if prefix.startswith(THINK) and prompt.rstrip("\n").endswith(THINK):

@@ -253,3 +253,12 @@ def test_a_bad_local_folder_falls_back_with_a_warning(tmp_path, caplog):
     assert backend.tokenizer is None and backend.forced_answer == "chat"
     assert any("without tokenizer" in m and str(tmp_path) in m for m in caplog.messages)
     assert len(backend.truncate("word " * 100, 5)) <= 5 * 4
+
+
+def test_render_applies_the_reference_final_ftfy_pass_but_never_to_the_prefix(tmp_path):
+    from reasonrank_plugins.testing import make_qwen25_tokenizer
+
+    renderer = ChatRenderer(load_tokenizer(make_qwen25_tokenizer(tmp_path / "tok")))
+    messages = [{"role": "user", "content": "cafÃ© query"}]
+    prompt = renderer.render(messages, prefix="<think>cafÃ©")
+    assert "café query" in prompt and prompt.endswith("<think>cafÃ©")
