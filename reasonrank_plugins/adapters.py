@@ -4,8 +4,10 @@
 Every adapter writes the same keys into a document's metadata:
 
 - ``reasonrank_reasoning``: the reasoning of the window that last placed the document (absent
-  when the model never saw it: a single candidate or an empty document);
-- ``reasonrank_note``: why the document was not ranked by the model, when it was not;
+  when there is none: a single candidate, an empty document, a window that failed or timed out);
+- ``reasonrank_note``: why the document was not ranked by the model, when it was not (empty
+  content, a single candidate, the window that last held it failed: ``window error: ...``, or the
+  deadline passed: ``deadline passed ...``);
 - ``retrieval_score``: the first-stage score, with ``keep_retrieval_score=True`` (when there was one).
 
 The rerank score itself goes where each framework keeps scores (``NodeWithScore.score``,
@@ -37,6 +39,12 @@ ENGINE_OPTIONS = (
     "max_passage_tokens",
     "reasoning_budget",
     "answer_budget",
+    "strategy",
+    "cutoff",
+    "depth",
+    "timeout",
+    "on_error",
+    "drop_empty",
     "backend_options",
 )
 
@@ -112,7 +120,7 @@ def annotate(
     meta = {k: v for k, v in metadata.items() if k not in (REASONING_KEY, NOTE_KEY)}
     if keep_retrieval_score and retrieval_score is not None:
         meta[RETRIEVAL_SCORE_KEY] = retrieval_score
-    if hit.reasoning is not None:
+    if hit.reasoning:
         meta[REASONING_KEY] = hit.reasoning
     if hit.note is not None:
         meta[NOTE_KEY] = hit.note

@@ -124,6 +124,28 @@ def _count(request: GenerationRequest) -> int:
     return sum(len(m["content"].split()) for m in request.messages) + len(request.prefix.split())
 
 
+# -- a hand-worked tdpart case (the surfaces' tests) ----------------------------------------------
+#: Passage k of ``overlap_texts`` holds the first ``counts[k]`` words of this query, so the
+#: ``overlap`` script (``backend="scripted"``) scores it ``counts[k] / 8``.
+OVERLAP_QUERY = "alpha beta gamma delta epsilon zeta eta theta"
+
+
+def overlap_texts(counts: list[int]) -> list[str]:
+    words = OVERLAP_QUERY.split()
+    return [" ".join(words[:k]) if k else "none of the words" for k in counts]
+
+
+#: Window 4, cutoff 2 over scores 1 2 3 4 8 1 0 5: the pivot window ranks 3 2 1 0, its 2nd
+#: (passage 2) is the pivot; the partition windows (2, 4, 5, 6) and (2, 7) put 4 and 7 above it;
+#: the final window ranks 3 4 7 2 as 4 7 3 2; the rest follow in prior order: 0 1 5 6.
+TDPART_CASE = {
+    "options": {"strategy": "tdpart", "window_size": 4, "step": 2, "cutoff": 2},
+    "texts": overlap_texts([1, 2, 3, 4, 8, 1, 0, 5]),
+    "order": [4, 7, 3, 2, 0, 1, 5, 6],
+    "window_sizes": [4, 4, 2, 4],  # pivot, two partitions, final: 3 dependent rounds
+}
+
+
 # -- tiny offline models ------------------------------------------------------------------------
 QWEN25_SPECIAL_LIMIT = 151665  # Qwen3 adds <tool_response>, <think>, ... from here; Qwen2.5 does not
 

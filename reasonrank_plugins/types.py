@@ -8,6 +8,10 @@ from typing import Any
 
 from .parse import ParseStatus
 
+EMPTY_NOTE = "empty content: ranked last without the model"
+TIMEOUT_NOTE = "deadline passed: left in its prior order"
+UNSEEN_NOTE = "deadline passed before the model saw it: not reranked"
+
 
 @dataclass
 class Passage:
@@ -95,18 +99,33 @@ class RerankResult:
     def score_of(self, index: int) -> float:
         return self.scores[self.order.index(index)]
 
+    def last_window(self, index: int) -> WindowRecord | None:
+        """The last window that contained input ``index`` (``None``: the model never saw it)."""
+        return next((w for w in reversed(self.windows) if index in w.indices), None)
+
     def reasoning_for(self, index: int) -> str | None:
         """Reasoning of the last window that contained input ``index``."""
-        for window in reversed(self.windows):
-            if index in window.indices:
-                return window.reasoning
+        window = self.last_window(index)
+        return None if window is None else window.reasoning
+
+    def note_for(self, index: int) -> str | None:
+        """Why input ``index`` was not placed by the model, when it was not: empty content, or the
+        last window that held it raised (status ``error``) or ran out of time (``timeout``)."""
+        if index in self.empty:
+            return EMPTY_NOTE
+        window = self.last_window(index)
+        if window is None:
+            return UNSEEN_NOTE if self.timed_out else None
+        if window.status == ParseStatus.ERROR:
+            return f"window error: {window.error}; left in its prior order"
+        if window.status == ParseStatus.TIMEOUT:
+            return TIMEOUT_NOTE
         return None
 
     @property
     def hits(self) -> list[RankedPassage]:
         """The ranked passages, cut to ``top_k`` when one was given."""
         count = len(self.order) if self.top_k is None else min(self.top_k, len(self.order))
-        empty = set(self.empty)
         return [
             RankedPassage(
                 index=i,
@@ -114,7 +133,7 @@ class RerankResult:
                 score=self.scores[r],
                 passage=self.passages[i],
                 reasoning=self.reasoning_for(i),
-                note="empty content: ranked last without the model" if i in empty else None,
+                note=self.note_for(i),
             )
             for r, i in enumerate(self.order[:count])
         ]

@@ -2,9 +2,10 @@
 
 The model name picks the script: ``identity`` keeps each window's order, ``reverse`` reverses it,
 ``overlap`` ranks by the fraction of the query's words a passage contains (``"demo"`` means
-``overlap``). ``latency`` is seconds per window, ``max_batch`` the windows that run together,
-``context_length`` the words (prompt and output) a window may take, none by default, and ``log`` a
-file that gets each request's query (one JSON string a line).
+``overlap``), ``fail`` raises ``ConnectionError`` on every window (a replica that is down).
+``latency`` is seconds per window, ``max_batch`` the windows that run together, ``context_length``
+the words (prompt and output) a window may take, none by default, and ``log`` a file that gets each
+request's query (one JSON string a line).
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ def _answer(ids: list[int]) -> str:
     return f"<think>ranked {len(ids)} passages</think> <answer>{' > '.join(f'[{i}]' for i in ids)}</answer>"
 
 
+def _fail(query: str, contents: list[str]) -> str:
+    raise ConnectionError("the scripted model 'fail' is down")
+
+
 SCRIPTS: dict[str, Respond] = {
     "identity": lambda query, contents: _answer(list(range(1, len(contents) + 1))),
     "reverse": lambda query, contents: _answer(list(range(len(contents), 0, -1))),
     "overlap": answer_by_score(overlap_score),
+    "fail": _fail,
 }
 
 

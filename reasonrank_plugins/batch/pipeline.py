@@ -33,7 +33,9 @@ def record(qid: str, docids: Sequence[str], result: RerankResult) -> dict[str, A
         "qid": qid,
         "docids": [docids[i] for i in result.order],
         "scores": result.scores,
+        "strategy": result.strategy,
         "windows": len(result.windows),
+        "depth": result.depth,  # dependent rounds of windows
         "statuses": dict(sorted(result.statuses.items())),
         "forced": result.forced,
         "prompt_tokens": result.prompt_tokens,

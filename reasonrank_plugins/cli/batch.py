@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from . import app
-from .serve import BACKEND_HELP, BASE_URL_HELP, LATENCY_HELP, MAX_BATCH_HELP, ranker_spec
+from .options import BACKEND_HELP, BASE_URL_HELP, CUTOFF, LATENCY_HELP, MAX_BATCH_HELP, STRATEGY, ranker_spec
 
 
 @app.command()
@@ -31,6 +31,8 @@ def batch(
     step: int = typer.Option(10),
     max_passage_tokens: int = typer.Option(512),
     reasoning_budget: int = typer.Option(3072),
+    strategy: str = STRATEGY,
+    cutoff: int = CUTOFF,
     latency: float = typer.Option(0.0, help=LATENCY_HELP),
     max_batch: int | None = typer.Option(None, help=MAX_BATCH_HELP),
 ) -> None:
@@ -42,7 +44,8 @@ def batch(
         if not path.exists():
             raise typer.BadParameter(f"{path} does not exist")
     spec = ranker_spec(
-        model, backend, base_url, window_size, step, max_passage_tokens, reasoning_budget, latency, max_batch
+        model, backend, base_url, window_size, step, max_passage_tokens, reasoning_budget, latency, max_batch,
+        strategy=strategy, cutoff=cutoff,
     )
     items = load_items(data, run, depth)
     try:

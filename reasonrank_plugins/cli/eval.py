@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from . import app
+from .options import CUTOFF, STRATEGY, ranker_spec
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -86,6 +87,8 @@ def eval_command(
     option: list[str] = typer.Option([], "--option", "-o", help="Backend option key=value (repeatable)."),
     max_passage_tokens: int = typer.Option(512, help="512 for reasoning-heavy sets, 100 for web sets."),
     reasoning_budget: int = typer.Option(3072),
+    strategy: str = STRATEGY,
+    cutoff: int = CUTOFF,
     queries: int | None = typer.Option(None, help="Evaluate only this many queries."),
     seed: int | None = typer.Option(None, help="With --queries: a random sample drawn with this seed."),
     parallel: int = typer.Option(
@@ -99,7 +102,6 @@ def eval_command(
     """Rerank a test collection's first stage; write the run, a JSON report and a figure."""
     from ..eval.data import drop_excluded, load_data, select_queries
     from ..eval.runner import evaluate
-    from ..ranker import ReasonRanker
 
     try:
         data = load_data(data_dir, task=task, long_documents=long_documents)
@@ -107,22 +109,19 @@ def eval_command(
         raise typer.BadParameter(str(exc), param_hint="--data") from exc
     first_stage, source = _first_stage(data, run, retrieve, depth, data_dir)
     qids = select_queries(data.query_ids(drop_excluded(first_stage, data.excluded)), queries, seed)
-    options = parse_options(option)
-    if base_url:
-        options["base_url"] = base_url
+    urls = [base_url] if base_url else []
+    spec = ranker_spec(
+        model, backend, urls, window_size, step, max_passage_tokens, reasoning_budget,
+        strategy=strategy, cutoff=cutoff, options=parse_options(option),
+    )
     label = (
         f"scripted-{model}" if backend == "scripted" else (Path(model).stem if model != "demo" else "demo")
     )
-    out = out or Path("runs") / re.sub(r"[^\w.-]+", "_", f"{data.name}-{label}-top{top_k}")
-    engine = {
-        "window_size": window_size,
-        "step": step,
-        "max_passage_tokens": max_passage_tokens,
-        "reasoning_budget": reasoning_budget,
-    }
+    folder = f"{data.name}-{label}-top{top_k}" + ("" if strategy == "sliding" else f"-{strategy}")
+    out = out or Path("runs") / re.sub(r"[^\w.-]+", "_", folder)
     command = shlex.join(["reasonrank", *sys.argv[1:]])
     try:
-        with ReasonRanker(model, backend, **engine, **options) as ranker:
+        with spec.build() as ranker:
             report = evaluate(
                 data,
                 ranker,
@@ -141,10 +140,14 @@ def eval_command(
     typer.echo(f"{report['queries']['evaluated']} queries, {report['model']} on {report['backend']}")
     for name in report["measures"]:
         typer.echo(f"  {name:<8} {m['before'][name]:.4f} -> {m['after'][name]:.4f} ({m['delta'][name]:+.4f})")
-    s, t = report["seconds"], report["tokens"]
+    s, t, w, d = report["seconds"], report["tokens"], report["windows"], report["depth"]
     typer.echo(
         f"  {s['per_query_mean']:.1f} s/query, {t['prompt_per_query']:.0f}+{t['completion_per_query']:.0f} "
         f"tokens/query, forced {report['forced']}, statuses {report['statuses']}"
+    )
+    typer.echo(
+        f"  {report['strategy']}: {w['per_query_mean']:.1f} windows/query (max {w['per_query_max']}), "
+        f"depth {d['per_query_mean']:.1f} rounds/query (max {d['per_query_max']})"
     )
     typer.echo(f"wrote {out}/run.trec, {out}/report.json, {out}/figure.png")
 
@@ -169,6 +172,7 @@ def compare(
         ("model", ra["model"], rb["model"]),
         ("backend", ra["backend"], rb["backend"]),
         ("queries", ra["queries"]["evaluated"], rb["queries"]["evaluated"]),
+        ("strategy", *(r.get("strategy", "sliding") for r in reports)),
         (
             "top_k / window / step",
             *(
@@ -176,6 +180,8 @@ def compare(
                 for r in reports
             ),
         ),
+        ("windows / query", *(_per_query(r, "windows") for r in reports)),
+        ("depth (rounds) / query", *(_per_query(r, "depth") for r in reports)),
         ("s / query", *(f"{r['seconds']['per_query_mean']:.2f}" for r in reports)),
         ("prompt tok / query", *(f"{r['tokens']['prompt_per_query']:.0f}" for r in reports)),
         ("completion tok / query", *(f"{r['tokens']['completion_per_query']:.0f}" for r in reports)),
@@ -199,3 +205,11 @@ def compare(
             f"{test.delta:>+9.4f}{test.n:>5}{t:>8}{p:>8}"
         )
     typer.echo("B-A, t and p: paired two-sided t-test (scipy) on the reranked values of the shared queries.")
+
+
+def _per_query(report: dict[str, Any], key: str) -> str:
+    """``mean (max N)`` of a per-query count; ``n/a`` for a report written before it was recorded."""
+    spread = report.get(key)
+    if not isinstance(spread, dict):
+        return "n/a"
+    return f"{spread['per_query_mean']:.1f} (max {spread['per_query_max']})"

@@ -12,6 +12,7 @@ import typer
 
 from ..types import Passage, RerankResult
 from . import app
+from .options import BACKEND_HELP, CUTOFF, DEPTH, STRATEGY, TIMEOUT, ranker_spec
 
 
 def read_passages(path: Path) -> list[Passage]:
@@ -51,13 +52,18 @@ def result_json(result: RerankResult) -> dict:
         "completion_tokens": result.completion_tokens,
         "forced": result.forced,
         "seconds": result.seconds,
+        "strategy": result.strategy,
+        "depth": result.depth,
+        "statuses": dict(sorted(result.statuses.items())),
+        "timed_out": result.timed_out,
     }
 
 
 def print_result(result: RerankResult) -> None:
     for n, w in enumerate(result.windows, start=1):
         typer.secho(
-            f"--- window {n}/{len(result.windows)}: ranks {w.start + 1}-{w.end}, {w.status}"
+            f"--- window {n}/{len(result.windows)} ({w.kind}, round {w.round + 1}): "
+            f"ranks {w.start + 1}-{w.end}, {w.status}{f' ({w.error})' if w.error else ''}"
             f"{', forced answer' if w.forced else ''}, {w.prompt_tokens}+{w.completion_tokens} tokens, "
             f"{w.seconds:.1f}s",
             bold=True,
@@ -69,7 +75,11 @@ def print_result(result: RerankResult) -> None:
         label = h.passage.id if h.passage.id is not None else f"#{h.index}"
         snippet = " ".join(h.passage.text.split())[:90]
         typer.echo(f"{h.rank + 1:>3}. {label} (was {h.index + 1}, score {h.score:.3f}) {snippet}")
-    typer.echo(f"{result.seconds:.1f}s, {result.prompt_tokens} prompt + {result.completion_tokens} completion tokens")
+    typer.echo(
+        f"{result.strategy}: {len(result.windows)} windows in {result.depth} rounds"
+        f"{', deadline passed' if result.timed_out else ''}, {result.seconds:.1f}s, "
+        f"{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens"
+    )
 
 
 @app.command()
@@ -78,29 +88,27 @@ def rerank(
     passages: Path = typer.Option(..., "--passages", "-p", help="Passages: .jsonl or .tsv"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Show only the best k."),
     model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
-    backend: str = typer.Option("auto", help="auto, llamacpp, transformers, vllm or openai."),
+    backend: str = typer.Option("auto", help=BACKEND_HELP),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
     window_size: int = typer.Option(20, "--window-size", "--window"),
     step: int = typer.Option(10),
     max_passage_tokens: int = typer.Option(512),
     reasoning_budget: int = typer.Option(3072),
+    strategy: str = STRATEGY,
+    cutoff: int = CUTOFF,
+    depth: int | None = DEPTH,
+    timeout: float | None = TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Rerank passages for one query and print each window's reasoning and the new order."""
-    from ..ranker import ReasonRanker
-
     items = read_passages(passages)
-    options = {"base_url": base_url} if base_url else {}
+    urls = [base_url] if base_url else []
+    spec = ranker_spec(
+        model, backend, urls, window_size, step, max_passage_tokens, reasoning_budget,
+        strategy=strategy, cutoff=cutoff, depth=depth, timeout=timeout,
+    )
     try:
-        with ReasonRanker(
-            model,
-            backend,
-            window_size=window_size,
-            step=step,
-            max_passage_tokens=max_passage_tokens,
-            reasoning_budget=reasoning_budget,
-            **options,
-        ) as ranker:
+        with spec.build() as ranker:
             result = ranker.rerank(query, items, top_k=top_k)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

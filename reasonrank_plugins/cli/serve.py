@@ -2,56 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import typer
 
 from . import app
-
-if TYPE_CHECKING:
-    from ..server.spec import RankerSpec
-
-
-def ranker_spec(
-    model: str,
-    backend: str,
-    base_url: list[str],
-    window_size: int,
-    step: int,
-    max_passage_tokens: int,
-    reasoning_budget: int,
-    latency: float,
-    max_batch: int | None,
-) -> RankerSpec:
-    """The spec the serve and batch commands build; ``latency`` and ``max_batch`` are the scripted
-    backend's options."""
-    from ..server.spec import RankerSpec
-
-    options: dict[str, Any] = {}
-    if base_url:
-        options["base_url"] = base_url[0] if len(base_url) == 1 else base_url
-    if latency or max_batch is not None:
-        if backend != "scripted":
-            raise typer.BadParameter("--latency and --max-batch are options of --backend scripted")
-        options |= {"latency": latency, "max_batch": max_batch}
-    return RankerSpec(
-        model,
-        backend,
-        window_size=window_size,
-        step=step,
-        max_passage_tokens=max_passage_tokens,
-        reasoning_budget=reasoning_budget,
-        backend_options=options,
-    )
-
-
-BASE_URL_HELP = "OpenAI-compatible endpoint (openai backend); repeat it for several replicas."
-BACKEND_HELP = (
-    "auto, llamacpp, transformers, vllm, openai, or scripted "
-    "(no model: --model overlap, the default, ranks by query-word overlap; identity; reverse)."
+from .options import (
+    BACKEND_HELP,
+    BASE_URL_HELP,
+    CUTOFF,
+    DEPTH,
+    LATENCY_HELP,
+    MAX_BATCH_HELP,
+    STRATEGY,
+    TIMEOUT,
+    ranker_spec,
 )
-LATENCY_HELP = "scripted backend: seconds per window."
-MAX_BATCH_HELP = "scripted backend: windows that run together."
 
 
 @app.command()
@@ -72,6 +36,13 @@ def serve(
     step: int = typer.Option(10),
     max_passage_tokens: int = typer.Option(512),
     reasoning_budget: int = typer.Option(3072),
+    strategy: str = STRATEGY,
+    cutoff: int = CUTOFF,
+    depth: int | None = DEPTH,
+    timeout: float | None = TIMEOUT,
+    allow_strategy_override: bool = typer.Option(
+        True, help="Let a request choose its own strategy (else a request naming another one gets 400)."
+    ),
     latency: float = typer.Option(0.0, help=LATENCY_HELP),
     max_batch: int | None = typer.Option(None, help=MAX_BATCH_HELP),
 ) -> None:
@@ -85,7 +56,8 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--host") from exc
     spec = ranker_spec(
-        model, backend, base_url, window_size, step, max_passage_tokens, reasoning_budget, latency, max_batch
+        model, backend, base_url, window_size, step, max_passage_tokens, reasoning_budget, latency, max_batch,
+        strategy=strategy, cutoff=cutoff, depth=depth, timeout=timeout,
     )
     try:
         ranker = spec.build()
@@ -93,4 +65,7 @@ def serve(
         raise typer.BadParameter(str(exc)) from exc
     limits = ServerLimits(max_documents, max_request_bytes, max_queued)
     typer.echo(f"serving {ranker.model} ({ranker.backend.name}) on http://{host}:{port}/v1/rerank", err=True)
-    run_server(ranker, host=host, port=port, token=token, limits=limits, shutdown_timeout=shutdown_timeout)
+    run_server(
+        ranker, host=host, port=port, token=token, limits=limits, shutdown_timeout=shutdown_timeout,
+        allow_strategy_override=allow_strategy_override,
+    )

@@ -82,8 +82,14 @@ def _mean(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
+def _spread(values: list[int]) -> dict[str, float | int | None]:
+    """Per-query mean and maximum of a count."""
+    return {"per_query_mean": _mean(values), "per_query_max": max(values, default=None)}
+
+
 def _window_row(w: dict[str, Any]) -> dict[str, Any]:
-    keys = ("start", "end", "status", "forced", "prompt_tokens", "completion_tokens", "seconds")
+    keys = ("start", "end", "round", "kind", "status", "forced", "prompt_tokens", "completion_tokens",
+            "seconds")
     return {**{k: w[k] for k in keys}, "reasoning_words": len(w["reasoning"].split())}
 
 
@@ -119,6 +125,7 @@ def build_report(
                 "prompt_tokens": r["prompt_tokens"],
                 "completion_tokens": r["completion_tokens"],
                 "forced": r["forced"],
+                "depth": r["depth"],
                 "windows": [_window_row(w) for w in r["windows"]],
             }
         )
@@ -140,8 +147,13 @@ def build_report(
                 "max_passage_tokens",
                 "reasoning_budget",
                 "answer_budget",
+                "strategy",
+                "cutoff",
+                "depth",
+                "budget",
             )
         },
+        "strategy": spec["strategy"],
         "model": spec["model"],
         "backend": spec["backend"],
         "hardware": hardware(),
@@ -172,6 +184,8 @@ def build_report(
             "prompt_per_window": _mean([w["prompt_tokens"] for w in windows]),
             "completion_per_window": _mean([w["completion_tokens"] for w in windows]),
         },
+        "windows": _spread([len(row["windows"]) for row in rows]),
+        "depth": _spread([row["depth"] for row in rows]),  # dependent rounds of windows per query
         "statuses": dict(sorted(Counter(w["status"] for w in windows).items())),
         "forced": sum(w["forced"] for w in windows),
         "per_query": rows,
@@ -203,7 +217,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     right.hist(lengths, bins=min(30, max(1, len(set(lengths)))))
     right.set(xlabel="reasoning length (words) per window", ylabel="windows")
     right.set_title(
-        f"{report['model']} on {report['backend']}\n{len(lengths)} windows, {report['forced']} forced answers",
+        f"{report['model']} on {report['backend']} ({report['strategy']})\n{len(lengths)} windows, "
+        f"{report['forced']} forced answers",
         fontsize=10,
     )
     fig.tight_layout()

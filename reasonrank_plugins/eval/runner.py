@@ -41,6 +41,10 @@ def spec_of(
         "max_passage_tokens": c.max_passage_tokens,
         "reasoning_budget": c.reasoning_budget,
         "answer_budget": c.answer_budget,
+        "strategy": c.strategy,
+        "cutoff": c.cutoff,
+        "depth": c.depth,
+        "budget": c.budget,
         "model": ranker.model,
         "backend": ranker.backend.name,
     }
@@ -77,11 +81,16 @@ def record_of(qid: str, candidates: list[str], result: RerankResult) -> dict[str
         "completion_tokens": result.completion_tokens,
         "forced": result.forced,
         "empty": len(result.empty),
+        "strategy": result.strategy,
+        "depth": result.depth,
         "windows": [
             {
                 "start": w.start,
                 "end": w.end,
+                "round": w.round,
+                "kind": w.kind,
                 "status": str(w.status),
+                "error": w.error,
                 "forced": w.forced,
                 "prompt_tokens": w.prompt_tokens,
                 "completion_tokens": w.completion_tokens,

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from ..parse import ParseStatus
 from ..ranker import ReasonRanker
 from ..types import Passage, RerankResult
 from .metrics import Metrics
@@ -37,11 +38,15 @@ class ApiError(Exception):
 
 
 class ServerState:
-    """What the handlers share: the ranker, the limits, the queue count and the draining flag."""
+    """What the handlers share: the ranker, the limits, whether a request may choose its strategy,
+    the queue count and the draining flag."""
 
-    def __init__(self, ranker: ReasonRanker, limits: ServerLimits) -> None:
+    def __init__(
+        self, ranker: ReasonRanker, limits: ServerLimits, allow_strategy_override: bool = True
+    ) -> None:
         self.ranker = ranker
         self.limits = limits
+        self.allow_strategy_override = allow_strategy_override
         self.queued = 0
         self.draining = False
         self.metrics = Metrics(ranker.engine, lambda: self.queued)
@@ -61,10 +66,12 @@ def create_app(
     token: str | None = None,
     limits: ServerLimits | None = None,
     close_ranker: bool = False,
+    allow_strategy_override: bool = True,
 ) -> FastAPI:
     """The rerank app over ``ranker``. With ``token`` every endpoint but ``/healthz`` needs
-    ``Authorization: Bearer <token>``. ``close_ranker`` closes the ranker at shutdown."""
-    state = ServerState(ranker, limits or ServerLimits())
+    ``Authorization: Bearer <token>``. ``close_ranker`` closes the ranker at shutdown. A request may
+    name its own ``strategy`` unless ``allow_strategy_override`` is false (then it gets a 400)."""
+    state = ServerState(ranker, limits or ServerLimits(), allow_strategy_override)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -110,6 +117,7 @@ def create_app(
             "status": "draining" if state.draining else "ok",
             "model": ranker.model,
             "backend": ranker.backend.name,
+            "strategy": ranker.config.strategy,
             "queued": state.queued,
             "max_queued": state.limits.max_queued,
         }
@@ -180,9 +188,15 @@ async def _rerank(state: ServerState, request: Request) -> RerankResponse:
         raise ApiError(
             413, "too_many_documents", f"{len(req.documents)} documents (limit {limits.max_documents})"
         )
+    own = state.ranker.config.strategy
+    if req.strategy not in (None, own) and not state.allow_strategy_override:
+        raise ApiError(
+            400, "strategy_override_forbidden",
+            f"this server ranks with strategy {own!r} and does not take another one; leave 'strategy' out",
+        )
     passages = [Passage(d) if isinstance(d, str) else Passage(d.text, d.title or None) for d in req.documents]
     try:
-        result = await state.ranker.arerank(req.query, passages, top_k=req.top_n)
+        result = await state.ranker.arerank(req.query, passages, top_k=req.top_n, strategy=req.strategy)
     except ValueError as exc:
         raise ApiError(400, "invalid_request", str(exc)) from exc
     state.metrics.observe(result)
@@ -207,6 +221,10 @@ def _response(model: str, req: RerankRequest, result: RerankResult) -> RerankRes
         windows=len(result.windows),
         forced=result.forced,
         seconds=round(result.seconds, 4),
+        strategy=result.strategy,
+        depth=result.depth,
+        statuses={str(status): result.statuses[str(status)] for status in ParseStatus},
+        timed_out=result.timed_out,
     )
     return RerankResponse(id=str(uuid.uuid4()), model=model, results=results, usage=usage)
 

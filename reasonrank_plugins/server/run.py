@@ -37,13 +37,16 @@ def serve(
     limits: ServerLimits | None = None,
     shutdown_timeout: float | None = 300.0,
     log_level: str = "info",
+    allow_strategy_override: bool = True,
 ) -> None:
     """Serve ``ranker`` until SIGINT/SIGTERM, then refuse new requests, finish the in-flight ones
     (up to ``shutdown_timeout`` seconds) and close the ranker."""
     import uvicorn
 
     check_bind(host, token)
-    app = create_app(ranker, token=token, limits=limits, close_ranker=True)
+    app = create_app(
+        ranker, token=token, limits=limits, close_ranker=True, allow_strategy_override=allow_strategy_override
+    )
     state: ServerState = app.state.server
 
     class DrainingServer(uvicorn.Server):

@@ -1,5 +1,6 @@
-"""Request and response bodies of ``/v1/rerank``: the Cohere/Jina rerank shape plus ``reasoning``
-per result and ``usage`` with tokens and seconds."""
+"""Request and response bodies of ``/v1/rerank``: the Cohere/Jina rerank shape plus an optional
+``strategy`` in the request, ``reasoning`` per result and ``usage`` with tokens, seconds and the
+windows' statuses (fields clients do not know are ignored by them)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ class RerankRequest(BaseModel):
     documents: list[str | DocumentObject] = Field(..., min_length=1)
     top_n: int | None = Field(None, ge=1)
     return_documents: bool = False
+    strategy: str | None = Field(
+        None, description="Window strategy for this request ('sliding', 'tdpart'); default: the server's."
+    )
 
 
 class ResultItem(BaseModel):
@@ -40,6 +44,10 @@ class Usage(BaseModel):
     windows: int
     forced: int  # windows whose answer had to be forced
     seconds: float
+    strategy: str
+    depth: int  # dependent rounds of windows
+    statuses: dict[str, int]  # windows per status: ok, repaired, failed, error, timeout
+    timed_out: bool  # the server's deadline passed before every window finished
 
 
 class RerankResponse(BaseModel):

@@ -16,6 +16,10 @@ class RankerSpec:
     step: int = 10
     max_passage_tokens: int = 512
     reasoning_budget: int = 3072
+    strategy: str = "sliding"
+    cutoff: int = 10
+    depth: int | None = None
+    timeout: float | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> ReasonRanker:
@@ -26,5 +30,9 @@ class RankerSpec:
             step=self.step,
             max_passage_tokens=self.max_passage_tokens,
             reasoning_budget=self.reasoning_budget,
+            strategy=self.strategy,
+            cutoff=self.cutoff,
+            depth=self.depth,
+            timeout=self.timeout,
             **self.backend_options,
         )

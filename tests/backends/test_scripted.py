@@ -64,8 +64,15 @@ def test_overlap_score_is_the_fraction_of_query_words():
 
 
 def test_unknown_script_names_the_choices():
-    with pytest.raises(ValueError, match=r"\['identity', 'overlap', 'reverse'\], got 'bm25'"):
+    with pytest.raises(ValueError, match=r"\['fail', 'identity', 'overlap', 'reverse'\], got 'bm25'"):
         load_backend("bm25", "scripted")
+
+
+def test_the_fail_script_fails_every_window():
+    with ReasonRanker("fail", "scripted", window_size=3, step=1) as ranker:
+        result = ranker.rerank(QUERY, DOCS)
+    assert result.order == [0, 1, 2, 3] and result.statuses == {"error": 2}
+    assert {w.error for w in result.windows} == {"ConnectionError: the scripted model 'fail' is down"}
 
 
 def test_spec_with_scripted_options_pickles_and_builds():

@@ -95,6 +95,7 @@ def test_single_process_output_is_complete(reference: Path, beir_dir: Path):
     for qid, r in records.items():
         assert sorted(r["docids"]) == sorted(items[qid].docids) and len(r["docids"]) == DEPTH
         assert r["windows"] == 5 and r["statuses"] == {"ok": 5}  # 12 candidates, window 5, step 2
+        assert r["strategy"] == "sliding" and r["depth"] == 5
     lines = (reference / "run.trec").read_text().splitlines()
     assert len(lines) == QUERIES * DEPTH
     assert [line.split()[0] for line in lines[::DEPTH]] == [f"q{n:02d}" for n in range(QUERIES)]
@@ -102,6 +103,23 @@ def test_single_process_output_is_complete(reference: Path, beir_dir: Path):
     assert sum(r["docids"] != items[qid].docids for qid, r in records.items()) > QUERIES // 2
     rerun = CliRunner().invoke(app, ["batch", "--data", str(beir_dir), "--out", str(reference), *CLI_SPEC])
     assert f"{QUERIES} queries: {QUERIES} already done, 0 reranked" in rerun.output
+
+
+def test_tdpart_passes_through_and_records_strategy_and_depth(beir_dir: Path, tmp_path: Path):
+    """The reverse script, window 5, cutoff 2 over 12 candidates: the pivot window ranks 4 3 2 1 0
+    (pivot 3); the partitions (3, 5..8) and (3, 9..11) put all 7 above it, over the budget of 5, so
+    the final window gets 4, the windows' bests 8 11 and then 7, and the pivot: 3 11 7 8 4; then the
+    rest of the partitions (10 6 9 5) and what lost to the pivot in prior order (0 1 2)."""
+    out = tmp_path / "tdpart"
+    args = ["batch", "--data", str(beir_dir), "--out", str(out), *CLI_SPEC, "--model", "reverse"]
+    result = CliRunner().invoke(app, [*args, "--strategy", "tdpart", "--cutoff", "2"])
+    assert result.exit_code == 0, result.output
+    items = {it.qid: it for it in load_items(beir_dir, beir_dir / "run.bm25.trec", DEPTH)}
+    records = records_by_qid(out)
+    assert len(records) == QUERIES
+    for qid, r in records.items():
+        assert (r["strategy"], r["depth"], r["windows"], r["statuses"]) == ("tdpart", 3, 4, {"ok": 4})
+        assert r["docids"] == [items[qid].docids[i] for i in (3, 11, 7, 8, 4, 10, 6, 9, 5, 0, 1, 2)]
 
 
 @pytest.mark.timeout(600)

@@ -130,10 +130,13 @@ def test_two_noveleval_queries_give_the_expected_report(noveleval_dir, tmp_path,
                 "prompt_tokens": prompt[qid],
                 "completion_tokens": COMPLETION_TOKENS,
                 "forced": 0,
+                "depth": 1,
                 "windows": [
                     {
                         "start": 0,
                         "end": 20,
+                        "round": 0,
+                        "kind": "slide",
                         "status": "ok",
                         "forced": False,
                         "prompt_tokens": prompt[qid],
@@ -163,7 +166,12 @@ def test_two_noveleval_queries_give_the_expected_report(noveleval_dir, tmp_path,
             "max_passage_tokens": 512,
             "reasoning_budget": 3072,
             "answer_budget": None,
+            "strategy": "sliding",
+            "cutoff": 10,
+            "depth": None,
+            "budget": None,
         },
+        "strategy": "sliding",
         "model": "scripted-reverse",
         "backend": "scripted",
         "hardware": report["hardware"],
@@ -189,6 +197,8 @@ def test_two_noveleval_queries_give_the_expected_report(noveleval_dir, tmp_path,
             "prompt_per_window": (prompt["0"] + prompt["1"]) / 2,
             "completion_per_window": COMPLETION_TOKENS,
         },
+        "windows": {"per_query_mean": 1, "per_query_max": 1},  # 20 candidates, window 20
+        "depth": {"per_query_mean": 1, "per_query_max": 1},
         "statuses": {"ok": 2},
         "forced": 0,
         "per_query": rows,
@@ -240,3 +250,37 @@ def test_compare_prints_both_reports_with_a_paired_test(noveleval_dir, tmp_path,
         f"{tests['RR@10'].t:.2f}",
         f"{tests['RR@10'].p:.3f}",
     ]
+
+
+def test_reports_carry_the_strategy_windows_and_depth_and_compare_shows_them(
+    noveleval_dir, tmp_path, monkeypatch
+):
+    """20 candidates, window 10, step 2: sliding takes 6 windows in 6 rounds. tdpart (cutoff 5) ranks
+    the top 10 (pivot), compares the other 10 with the pivot in windows of 9 + 1 and 1 + 1 at once
+    (partition), then ranks what beat it (final): 4 windows in 3 rounds, whatever the script."""
+    reports = {}
+    for strategy in ("sliding", "tdpart"):
+        args = [*eval_args(noveleval_dir, tmp_path / strategy, "reverse"), "--window", "10", "--step", "2"]
+        printed = run_cli([*args, "--strategy", strategy, "--cutoff", "5"], monkeypatch)
+        reports[strategy] = json.loads((tmp_path / strategy / "report.json").read_text())
+    sliding, tdpart = reports["sliding"], reports["tdpart"]
+    assert (sliding["strategy"], tdpart["strategy"]) == ("sliding", "tdpart")
+    assert tdpart["settings"] | {"strategy": "sliding"} == sliding["settings"]
+    assert sliding["windows"] == sliding["depth"] == {"per_query_mean": 6, "per_query_max": 6}
+    assert tdpart["windows"] == {"per_query_mean": 4, "per_query_max": 4}
+    assert tdpart["depth"] == {"per_query_mean": 3, "per_query_max": 3}
+    for row in tdpart["per_query"]:
+        assert row["depth"] == 3
+        assert [(w["round"], w["kind"]) for w in row["windows"]] == [
+            (0, "pivot"), (1, "partition"), (1, "partition"), (2, "final")
+        ]
+    assert "tdpart: 4.0 windows/query (max 4), depth 3.0 rounds/query (max 3)" in printed
+
+    printed = run_cli(
+        ["compare", str(tmp_path / "sliding" / "report.json"), str(tmp_path / "tdpart" / "report.json")],
+        monkeypatch,
+    )
+    rows = {line[:24].strip(): line[24:].split() for line in printed.splitlines() if line.strip()}
+    assert rows["strategy"] == ["sliding", "tdpart"]
+    assert rows["windows / query"] == ["6.0", "(max", "6)", "4.0", "(max", "4)"]
+    assert rows["depth (rounds) / query"] == ["6.0", "(max", "6)", "3.0", "(max", "3)"]

@@ -7,13 +7,15 @@ import json
 
 import httpx
 import pytest
+import typer
 
 from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends.scripted import overlap_score
+from reasonrank_plugins.cli.options import ranker_spec
 from reasonrank_plugins.server.app import ServerLimits, create_app
 from reasonrank_plugins.server.run import check_bind
 from reasonrank_plugins.server.spec import RankerSpec
-from reasonrank_plugins.testing import ScriptedBackend
+from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend
 
 DOCS = ["blue sky over the sea", "the red fox jumps", "a fox den", "red paint"]
 QUERY = "red fox"
@@ -131,19 +133,80 @@ async def test_token_guards_rerank_and_metrics_not_health(ranker):
     assert 'reasonrank_windows_total{status="ok"} 2.0' in metrics.text
 
 
-async def test_engine_failure_is_a_json_500():
-    def broken(query: str, contents: list[str]) -> str:
-        raise RuntimeError("engine on fire")
+async def test_a_failing_window_is_a_200_counted_in_usage_and_metrics():
+    with ReasonRanker("fail", "scripted") as ranker:
+        async with client(create_app(ranker)) as c:
+            r = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
+            metrics = await c.get("/metrics")
+    assert r.status_code == 200
+    assert [x["index"] for x in r.json()["results"]] == [0, 1, 2, 3]  # kept in input order
+    usage = r.json()["usage"]
+    assert usage["statuses"] == {"ok": 0, "repaired": 0, "failed": 0, "error": 1, "timeout": 0}
+    assert usage["windows"] == 1 and usage["timed_out"] is False
+    assert 'reasonrank_windows_total{status="error"} 1.0' in metrics.text
 
-    with ReasonRanker(backend=ScriptedBackend(broken)) as ranker:
+
+async def test_engine_failure_is_a_json_500():
+    with ReasonRanker("fail", "scripted", on_error="raise") as ranker:
         transport = httpx.ASGITransport(app=create_app(ranker), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             r = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS})
             metrics = await c.get("/metrics")
     assert r.status_code == 500
-    assert r.json() == {"type": "internal_error", "message": "RuntimeError: engine on fire"}
+    message = "ConnectionError: the scripted model 'fail' is down"
+    assert r.json() == {"type": "internal_error", "message": message}
     assert 'reasonrank_requests_total{status="500"} 1.0' in metrics.text
     assert "reasonrank_queued_requests 0.0" in metrics.text
+
+
+@pytest.fixture
+def sliding_ranker():
+    """Window 4, step 2, cutoff 2 on the word-overlap script: ``TDPART_CASE``'s settings, sliding."""
+    opts = {k: v for k, v in TDPART_CASE["options"].items() if k != "strategy"}
+    with ReasonRanker("overlap", "scripted", **opts) as ranker:
+        yield ranker
+
+
+async def test_a_request_chooses_its_strategy_and_usage_reports_it(sliding_ranker):
+    body = {"query": OVERLAP_QUERY, "documents": TDPART_CASE["texts"]}
+    async with client(create_app(sliding_ranker)) as c:
+        tdpart = await c.post("/v1/rerank", json=body | {"strategy": "tdpart"})
+        sliding = await c.post("/v1/rerank", json=body)
+        unknown = await c.post("/v1/rerank", json=body | {"strategy": "bubble"})
+    assert tdpart.status_code == sliding.status_code == 200
+    assert [x["index"] for x in tdpart.json()["results"]] == TDPART_CASE["order"]
+    ok = {"ok": 4, "repaired": 0, "failed": 0, "error": 0, "timeout": 0}
+    assert {k: tdpart.json()["usage"][k] for k in ("strategy", "windows", "depth", "statuses")} == {
+        "strategy": "tdpart", "windows": 4, "depth": 3, "statuses": ok,
+    }
+    usage = sliding.json()["usage"]  # 8 candidates, window 4, step 2: windows [4,8), [2,6), [0,4)
+    assert (usage["strategy"], usage["windows"], usage["depth"]) == ("sliding", 3, 3)
+    assert unknown.status_code == 400 and unknown.json()["type"] == "invalid_request"
+    assert "strategy must be one of ['sliding', 'tdpart'], got 'bubble'" in unknown.json()["message"]
+
+
+async def test_a_server_that_forbids_overrides_refuses_another_strategy(sliding_ranker):
+    body = {"query": OVERLAP_QUERY, "documents": TDPART_CASE["texts"]}
+    async with client(create_app(sliding_ranker, allow_strategy_override=False)) as c:
+        refused = await c.post("/v1/rerank", json=body | {"strategy": "tdpart"})
+        own = await c.post("/v1/rerank", json=body | {"strategy": "sliding"})
+        health = await c.get("/healthz")
+    assert refused.status_code == 400 and refused.json()["type"] == "strategy_override_forbidden"
+    assert "'sliding'" in refused.json()["message"]
+    assert own.status_code == 200 and own.json()["usage"]["strategy"] == "sliding"
+    assert health.json()["strategy"] == "sliding"
+
+
+async def test_the_server_deadline_keeps_the_order_and_is_reported():
+    spec = RankerSpec("overlap", "scripted", window_size=4, step=2, timeout=0.2)
+    spec.backend_options["latency"] = 30  # the first window is still running at the deadline
+    with spec.build() as ranker:
+        async with client(create_app(ranker)) as c:
+            r = await c.post("/v1/rerank", json={"query": OVERLAP_QUERY, "documents": TDPART_CASE["texts"]})
+    assert r.status_code == 200
+    assert [x["index"] for x in r.json()["results"]] == list(range(8))
+    usage = r.json()["usage"]
+    assert usage["timed_out"] is True and usage["statuses"]["timeout"] == 1 and usage["windows"] == 1
 
 
 def test_bind_without_token_only_on_loopback():
@@ -162,11 +225,23 @@ def test_scripted_spec_ranks_by_word_overlap():
 
 
 def test_cli_spec_passes_one_or_several_base_urls():
-    from reasonrank_plugins.cli.serve import ranker_spec
-
     def options(urls):
         return ranker_spec("m", "openai", urls, 20, 10, 512, 3072, 0.0, None).backend_options
 
     assert options([]) == {}
     assert options(["http://a/v1"]) == {"base_url": "http://a/v1"}
     assert options(["http://a/v1", "http://b/v1"]) == {"base_url": ["http://a/v1", "http://b/v1"]}
+
+
+def test_cli_spec_carries_the_strategy_and_checks_it_before_loading():
+    options = {"strategy": "tdpart", "cutoff": 2, "depth": 6, "timeout": 5}
+    spec = ranker_spec("overlap", "scripted", [], 4, 2, 64, 128, **options)
+    assert (spec.strategy, spec.cutoff, spec.depth, spec.timeout) == ("tdpart", 2, 6, 5)
+    with spec.build() as ranker:
+        assert (ranker.config.strategy, ranker.config.cutoff, ranker.config.depth, ranker.timeout) == (
+            "tdpart", 2, 6, 5,
+        )
+    with pytest.raises(typer.BadParameter, match="strategy must be one of"):
+        ranker_spec("m", "openai", [], 20, 10, 512, 3072, strategy="bubble")
+    with pytest.raises(typer.BadParameter, match="cutoff must be < window_size"):
+        ranker_spec("m", "openai", [], 4, 2, 512, 3072, strategy="tdpart", cutoff=4)

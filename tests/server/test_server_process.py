@@ -13,6 +13,8 @@ import cohere
 import httpx
 import pytest
 
+from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE
+
 DOCS = ["blue sky over the sea", "the red fox jumps", "a fox den", "nothing here"]
 QUERY = "red fox"
 
@@ -68,6 +70,30 @@ def test_auth_limits_and_cohere_clients(server_factory):
     assert 'reasonrank_requests_total{status="200"} 3.0' in metrics
     assert 'reasonrank_requests_total{status="413"} 2.0' in metrics
     assert 'reasonrank_rejected_total{reason="request_too_large"} 1.0' in metrics
+    server.stop()
+
+
+def test_strategy_flags_and_the_cohere_client_with_the_new_usage(server_factory):
+    """A tdpart server that forbids overrides: Cohere's client still reads the response (usage grew
+    strategy, depth, statuses and timed_out); a request naming another strategy gets 400."""
+    opts = TDPART_CASE["options"]
+    server = server_factory(
+        "--backend", "scripted", "--strategy", "tdpart", "--cutoff", str(opts["cutoff"]),
+        "--window", str(opts["window_size"]), "--step", str(opts["step"]), "--timeout", "60",
+        "--no-allow-strategy-override",
+    )
+    body = {"query": OVERLAP_QUERY, "documents": TDPART_CASE["texts"]}
+    r = httpx.post(f"{server.url}/v1/rerank", json=body)
+    assert r.status_code == 200 and [x["index"] for x in r.json()["results"]] == TDPART_CASE["order"]
+    usage = r.json()["usage"]
+    assert (usage["strategy"], usage["depth"], usage["timed_out"]) == ("tdpart", 3, False)
+    assert usage["statuses"] == {"ok": 4, "repaired": 0, "failed": 0, "error": 0, "timeout": 0}
+    v2 = cohere.ClientV2(base_url=server.url, api_key="none").rerank(
+        model="rerank-v3.5", query=OVERLAP_QUERY, documents=TDPART_CASE["texts"], top_n=3
+    )
+    assert [x.index for x in v2.results] == TDPART_CASE["order"][:3]
+    refused = httpx.post(f"{server.url}/v1/rerank", json=body | {"strategy": "sliding"})
+    assert refused.status_code == 400 and refused.json()["type"] == "strategy_override_forbidden"
     server.stop()
 
 

@@ -8,16 +8,16 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables import RunnableLambda
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
-from reasonrank_plugins.adapters import ENGINE_OPTIONS, annotate, arerank, check_top_k, make_ranker, rerank
-from reasonrank_plugins.backends import Backend
+from reasonrank_plugins.adapter_fields import EngineFields
+from reasonrank_plugins.adapters import annotate, arerank, check_top_k, rerank
 
 SCORE_KEY = "relevance_score"
 
 
-class ReasonRankCompressor(BaseDocumentCompressor):
+class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
     """Rerank documents with a reasoning listwise model (ReasonRank).
 
     ``ContextualCompressionRetriever(base_compressor=ReasonRankCompressor(top_n=5), base_retriever=r)``.
@@ -26,17 +26,7 @@ class ReasonRankCompressor(BaseDocumentCompressor):
     once; pass ``ranker=`` to share one ``ReasonRanker``. Callbacks see a "ReasonRankCompressor" run.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
     top_n: int | None = Field(default=5, description="Documents to return; None keeps all.")
-    model: str = Field(default="demo", description="'demo', a local path or a hub id.")
-    backend: str | Backend = Field(default="auto", description="Backend name or instance.")
-    window_size: int = 20
-    step: int = 10
-    max_passage_tokens: int = 512
-    reasoning_budget: int = 3072
-    answer_budget: int | None = None
-    backend_options: dict[str, Any] = Field(default_factory=dict, description="Extra backend arguments.")
     keep_retrieval_score: bool = Field(
         default=False, description="Move an existing relevance_score to metadata['retrieval_score']."
     )
@@ -45,8 +35,7 @@ class ReasonRankCompressor(BaseDocumentCompressor):
     def __init__(self, *, ranker: ReasonRanker | None = None, **data: Any) -> None:
         super().__init__(**data)
         check_top_k(self.top_n, "top_n")
-        options = {k: getattr(self, k) for k in ENGINE_OPTIONS if k in self.model_fields_set}
-        self._ranker = make_ranker(ranker, options)
+        self._ranker = self.build_ranker(ranker)
 
     @property
     def ranker(self) -> ReasonRanker:

@@ -22,7 +22,8 @@ from langchain_reasonrank import ReasonRankCompressor
 
 from reasonrank_plugins import ReasonRanker, adapters
 from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
-from reasonrank_plugins.testing import ScriptedBackend
+from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend, parse_window
+from reasonrank_plugins.types import TIMEOUT_NOTE
 
 DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
 NOVELEVAL = DATA / "noveleval"
@@ -161,7 +162,7 @@ async def test_engine_is_built_once_across_five_queries(store, queries, monkeypa
 
 def test_copies_keep_ids_and_metadata_and_never_mutate_input():
     backend = ScriptedBackend(score=word_count)
-    compressor = ReasonRankCompressor(top_n=None, backend=backend, keep_retrieval_score=True)
+    compressor = ReasonRankCompressor(top_n=None, backend=backend, keep_retrieval_score=True, drop_empty=True)
     assert compressor.compress_documents([], "q") == []
     (single,) = compressor.compress_documents([Document("only one", id="lone")], "q")
     assert single.id == "lone"
@@ -192,6 +193,44 @@ def test_shared_ranker_and_bad_options():
         ReasonRankCompressor(ranker=shared, model="demo")
     with pytest.raises(ValueError, match="top_n"):
         ReasonRankCompressor(ranker=shared, top_n=-1)
+
+
+def docs_of(texts: list[str]) -> list[Document]:
+    return [Document(t, id=f"d{i}") for i, t in enumerate(texts)]
+
+
+def test_strategy_fields_round_trip_and_tdpart_reranks():
+    compressor = ReasonRankCompressor(
+        top_n=4, model="overlap", backend="scripted", depth=8, timeout=30.0, on_error="raise",
+        **TDPART_CASE["options"],
+    )
+    dumped = json.loads(compressor.model_dump_json())
+    restored = ReasonRankCompressor(**dumped)
+
+    fields = ("strategy", "cutoff", "window_size", "step", "depth", "timeout", "on_error")
+    assert {f: dumped[f] for f in fields} == {f: getattr(compressor, f) for f in fields}
+    assert (restored.ranker.config.strategy, restored.ranker.timeout) == ("tdpart", 30.0)
+    out = restored.compress_documents(docs_of(TDPART_CASE["texts"]), OVERLAP_QUERY)
+    assert [d.id for d in out] == [f"d{i}" for i in TDPART_CASE["order"][:4]]
+    sizes = [len(parse_window(r.messages)[1]) for r in restored.ranker.backend.requests]
+    assert sizes == TDPART_CASE["window_sizes"]  # pivot, two partitions, final
+    assert all(d.metadata[REASONING_KEY] and NOTE_KEY not in d.metadata for d in out)
+
+
+def test_a_failed_or_late_window_leaves_a_note():
+    docs = docs_of(["alpha beta", "alpha"])
+    failing = ReasonRankCompressor(top_n=None, model="fail", backend="scripted")
+    out = failing.compress_documents(docs, "alpha beta")
+    assert [d.id for d in out] == ["d0", "d1"]
+    note = "window error: ConnectionError: the scripted model 'fail' is down; left in its prior order"
+    assert [d.metadata for d in out] == [{NOTE_KEY: note, "relevance_score": s} for s in (1.0, 0.5)]
+
+    late = ReasonRankCompressor(
+        top_n=None, model="overlap", backend="scripted", timeout=0.2, backend_options={"latency": 30}
+    )
+    out = late.compress_documents(list(reversed(docs)), "alpha beta")
+    assert [d.id for d in out] == ["d1", "d0"]
+    assert [d.metadata[NOTE_KEY] for d in out] == [TIMEOUT_NOTE] * 2
 
 
 @pytest.fixture(scope="module")

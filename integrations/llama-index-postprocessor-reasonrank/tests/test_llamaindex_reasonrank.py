@@ -26,7 +26,8 @@ from llama_index.postprocessor.reasonrank import ReasonRankRerank
 
 from reasonrank_plugins import ReasonRanker, adapters
 from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
-from reasonrank_plugins.testing import ScriptedBackend
+from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend, parse_window
+from reasonrank_plugins.types import TIMEOUT_NOTE
 
 DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
 NOVELEVAL = DATA / "noveleval"
@@ -189,7 +190,7 @@ async def test_engine_is_built_once_across_five_queries(index, queries, monkeypa
 
 def test_empty_single_and_empty_content_nodes():
     backend = ScriptedBackend(score=word_count)
-    rerank = ReasonRankRerank(top_n=None, backend=backend)
+    rerank = ReasonRankRerank(top_n=None, backend=backend, drop_empty=True)  # else the model sees them
     assert rerank.postprocess_nodes([], query_str="q") == []
     lone = NodeWithScore(node=TextNode(id_="lone", text="only one"), score=0.3)
     (single,) = rerank.postprocess_nodes([lone], query_str="q")
@@ -219,6 +220,44 @@ def test_shared_ranker_and_bad_options():
         ReasonRankRerank(ranker=shared, top_n=0)
     with pytest.raises(ValueError, match="query"):
         a.postprocess_nodes([NodeWithScore(node=TextNode(text="x"))])
+
+
+def nodes_of(texts: list[str]) -> list[NodeWithScore]:
+    return [NodeWithScore(node=TextNode(id_=f"n{i}", text=t), score=1 - i / 10) for i, t in enumerate(texts)]
+
+
+def test_strategy_fields_round_trip_and_tdpart_reranks():
+    rerank = ReasonRankRerank(
+        top_n=4, model="overlap", backend="scripted", depth=8, timeout=30.0, on_error="raise",
+        **TDPART_CASE["options"],
+    )
+    restored = ReasonRankRerank.from_json(rerank.to_json())
+
+    fields = ("strategy", "cutoff", "window_size", "step", "depth", "timeout", "on_error")
+    assert {f: getattr(restored, f) for f in fields} == {f: getattr(rerank, f) for f in fields}
+    assert (restored.ranker.config.strategy, restored.ranker.timeout) == ("tdpart", 30.0)
+    out = restored.postprocess_nodes(nodes_of(TDPART_CASE["texts"]), query_str=OVERLAP_QUERY)
+    assert [n.node.node_id for n in out] == [f"n{i}" for i in TDPART_CASE["order"][:4]]
+    sizes = [len(parse_window(r.messages)[1]) for r in restored.ranker.backend.requests]
+    assert sizes == TDPART_CASE["window_sizes"]  # pivot, two partitions, final
+    assert all(n.node.metadata[REASONING_KEY] and NOTE_KEY not in n.node.metadata for n in out)
+
+
+def test_a_failed_or_late_window_leaves_a_note():
+    nodes = nodes_of(["alpha beta", "alpha"])
+    failing = ReasonRankRerank(top_n=None, model="fail", backend="scripted")
+    out = failing.postprocess_nodes(nodes, query_str="alpha beta")
+    assert [n.node.node_id for n in out] == ["n0", "n1"]
+    note = "window error: ConnectionError: the scripted model 'fail' is down; left in its prior order"
+    assert [n.node.metadata for n in out] == [{NOTE_KEY: note}] * 2
+    assert NOTE_KEY not in out[0].node.get_content(metadata_mode=MetadataMode.LLM)
+
+    late = ReasonRankRerank(
+        top_n=None, model="overlap", backend="scripted", timeout=0.2, backend_options={"latency": 30}
+    )
+    out = late.postprocess_nodes(list(reversed(nodes)), query_str="alpha beta")
+    assert [n.node.node_id for n in out] == ["n1", "n0"]
+    assert [n.node.metadata for n in out] == [{NOTE_KEY: TIMEOUT_NOTE}] * 2
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from haystack_integrations.components.rankers.reasonrank import ReasonRankRanker
 from reasonrank_plugins import ReasonRanker, adapters
 from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
 from reasonrank_plugins.backends import BACKENDS
-from reasonrank_plugins.testing import ScriptedBackend
+from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend, parse_window
+from reasonrank_plugins.types import TIMEOUT_NOTE
 
 DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
 NOVELEVAL = DATA / "noveleval"
@@ -173,7 +174,7 @@ def test_warm_up_is_idempotent_and_close_frees_the_engine(queries):
 
 
 def test_dedupe_top_k_threshold_and_empty_content():
-    ranker = ReasonRankRanker(top_k=None, backend="word-count", model="word-count")
+    ranker = ReasonRankRanker(top_k=None, backend="word-count", model="word-count", drop_empty=True)
     assert ranker.run("q", [])["documents"] == []
     assert WordCountBackend.instances == []  # nothing to rank: the model is not even loaded
     docs = [
@@ -236,6 +237,46 @@ def test_shared_ranker_and_bad_options():
         ReasonRankRanker(ranker=shared, window_size=10)
     with pytest.raises(ValueError, match="serialized"):
         component.to_dict()
+
+
+def docs_of(texts: list[str]) -> list[Document]:
+    return [Document(id=f"d{i}", content=t) for i, t in enumerate(texts)]
+
+
+def test_strategy_init_parameters_round_trip_and_tdpart_reranks():
+    ranker = ReasonRankRanker(
+        top_k=4, model="overlap", backend="scripted", depth=8, timeout=30.0, on_error="raise",
+        **TDPART_CASE["options"],
+    )
+    data = ranker.to_dict()
+    restored = ReasonRankRanker.from_dict(data)
+
+    assert data["init_parameters"] | TDPART_CASE["options"] == data["init_parameters"]
+    assert {k: data["init_parameters"][k] for k in ("depth", "timeout", "on_error")} == {
+        "depth": 8, "timeout": 30.0, "on_error": "raise",
+    }
+    assert restored.options == ranker.options
+    out = restored.run(OVERLAP_QUERY, docs_of(TDPART_CASE["texts"]))["documents"]
+    assert [d.id for d in out] == [f"d{i}" for i in TDPART_CASE["order"][:4]]
+    assert (restored._ranker.config.strategy, restored._ranker.timeout) == ("tdpart", 30.0)
+    sizes = [len(parse_window(r.messages)[1]) for r in restored._ranker.backend.requests]
+    assert sizes == TDPART_CASE["window_sizes"]  # pivot, two partitions, final
+    assert all(d.meta[REASONING_KEY] and NOTE_KEY not in d.meta for d in out)
+
+
+def test_a_failed_or_late_window_leaves_a_note():
+    docs = docs_of(["alpha beta", "alpha"])
+    out = ReasonRankRanker(top_k=None, model="fail", backend="scripted").run("alpha beta", docs)["documents"]
+    assert [d.id for d in out] == ["d0", "d1"]
+    note = "window error: ConnectionError: the scripted model 'fail' is down; left in its prior order"
+    assert [d.meta for d in out] == [{NOTE_KEY: note}] * 2
+
+    late = ReasonRankRanker(
+        top_k=None, model="overlap", backend="scripted", timeout=0.2, backend_options={"latency": 30}
+    )
+    out = late.run("alpha beta", list(reversed(docs)))["documents"]
+    assert [d.id for d in out] == ["d1", "d0"]
+    assert [d.meta for d in out] == [{NOTE_KEY: TIMEOUT_NOTE}] * 2
 
 
 @pytest.fixture(scope="module")

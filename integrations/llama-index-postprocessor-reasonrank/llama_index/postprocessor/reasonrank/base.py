@@ -12,21 +12,13 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
-from reasonrank_plugins.adapters import (
-    ENGINE_OPTIONS,
-    META_KEYS,
-    annotate,
-    arerank,
-    check_top_k,
-    make_ranker,
-    rerank,
-)
-from reasonrank_plugins.backends import Backend
+from reasonrank_plugins.adapter_fields import EngineFields
+from reasonrank_plugins.adapters import META_KEYS, annotate, arerank, check_top_k, rerank
 
 dispatcher = get_dispatcher(__name__)
 
 
-class ReasonRankRerank(BaseNodePostprocessor):
+class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
     """Rerank retrieved nodes with a reasoning listwise model (ReasonRank).
 
     ``index.as_query_engine(node_postprocessors=[ReasonRankRerank(top_n=5)])``. The engine is
@@ -36,22 +28,13 @@ class ReasonRankRerank(BaseNodePostprocessor):
     """
 
     top_n: int | None = Field(default=5, description="Nodes to return; None keeps all.")
-    model: str = Field(default="demo", description="'demo', a local path or a hub id.")
-    backend: str | Backend = Field(default="auto", description="Backend name or instance.")
-    window_size: int = 20
-    step: int = 10
-    max_passage_tokens: int = 512
-    reasoning_budget: int = 3072
-    answer_budget: int | None = None
-    backend_options: dict[str, Any] = Field(default_factory=dict, description="Extra backend arguments.")
     keep_retrieval_score: bool = Field(default=False, description="Keep the old score in metadata.")
     _ranker: ReasonRanker = PrivateAttr()
 
     def __init__(self, *, ranker: ReasonRanker | None = None, **data: Any) -> None:
         super().__init__(**data)
         check_top_k(self.top_n, "top_n")
-        options = {k: getattr(self, k) for k in ENGINE_OPTIONS if k in self.model_fields_set}
-        self._ranker = make_ranker(ranker, options)
+        self._ranker = self.build_ranker(ranker)
 
     @classmethod
     def class_name(cls) -> str:

@@ -23,9 +23,10 @@ class ReasonRankRanker:
     ``pipeline.add_component("ranker", ReasonRankRanker(top_k=5))`` after a retriever. Documents
     are deduplicated by id and returned as copies in rank order, with ``score`` set to the rerank
     score and ``meta["reasonrank_reasoning"]`` (``meta["reasonrank_note"]`` when the model did not
-    rank one). Engine options left at ``None`` take the engine's defaults (the demo model on
-    llama.cpp, windows of 20, step 10). ``api_key`` is passed on for the ``openai`` backend only.
-    ``ranker=`` shares an existing ``ReasonRanker`` (not serializable; ``close`` leaves it open).
+    rank one: empty, or its window failed or ran out of time). Engine options left at ``None`` take
+    the engine's defaults (the demo model on llama.cpp, windows of 20, step 10, ``strategy="sliding"``;
+    ``"tdpart"`` partitions top-down around the ``cutoff``-th result). ``api_key`` is passed on for
+    the ``openai`` backend only. ``ranker=`` shares an existing ``ReasonRanker`` (not serializable; ``close`` leaves it open).
     """
 
     def __init__(
@@ -39,6 +40,12 @@ class ReasonRankRanker:
         max_passage_tokens: int | None = None,
         reasoning_budget: int | None = None,
         answer_budget: int | None = None,
+        strategy: str | None = None,
+        cutoff: int | None = None,
+        depth: int | None = None,
+        timeout: float | None = None,
+        on_error: str | None = None,
+        drop_empty: bool | None = None,
         backend_options: dict[str, Any] | None = None,
         api_key: Secret | None = DEFAULT_API_KEY,
         score_threshold: float | None = None,
@@ -59,6 +66,12 @@ class ReasonRankRanker:
             "max_passage_tokens": max_passage_tokens,
             "reasoning_budget": reasoning_budget,
             "answer_budget": answer_budget,
+            "strategy": strategy,
+            "cutoff": cutoff,
+            "depth": depth,
+            "timeout": timeout,
+            "on_error": on_error,
+            "drop_empty": drop_empty,
             "backend_options": backend_options,
         }
         self.api_key = api_key
