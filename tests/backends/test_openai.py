@@ -670,6 +670,34 @@ def test_real_server_end_to_end_window(llama_server, qwen_tokenizer_dir):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+def test_real_server_greedy_matches_the_in_process_llamacpp_backend(llama_server, qwen_tokenizer_dir):
+    """Same GGUF, same window, same budget: the server's output is the in-process one, token for token.
+    Sent only the OpenAI-standard fields, llama-cpp-python applies its ``repeat_penalty`` 1.1 to the
+    ranking list's repeated ``[``, ``]`` and ``>``, and the output changes."""
+    from reasonrank_plugins.backends.llamacpp import LlamaCppBackend
+    from reasonrank_plugins.prompt import build_messages
+
+    local = LlamaCppBackend(str(llama_server.model), n_ctx=4096)
+    remote = OpenAIBackend(base_url=llama_server.url, tokenizer=str(qwen_tokenizer_dir))
+    unpinned = OpenAIBackend(base_url=llama_server.url, tokenizer=str(qwen_tokenizer_dir), server="openai")
+    try:
+        query, passages = dl19_window(10)
+        messages = build_messages(query, passages, max_passage_tokens=40, truncate=local.truncate)
+        request = GenerationRequest(messages, max_tokens=96)
+        in_process = asyncio.run(local.generate(request))
+        served, standard_only = (asyncio.run(b.generate(request)) for b in (remote, unpinned))
+    finally:
+        for backend in (remote, unpinned, local):
+            backend.close()
+    assert remote.server == "llamacpp"  # read from /v1/models: owned_by "me"
+    assert in_process.text.count(">") >= 5  # a ranking list, with its repeated tokens
+    assert served.completion_tokens == in_process.completion_tokens
+    assert served.text == in_process.text
+    assert standard_only.text != in_process.text  # the server's defaults are what the pins undo
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_real_server_forced_answer(llama_server, qwen_tokenizer_dir):
     query, passages = dl19_window(4)
     with real_ranker(llama_server.url, qwen_tokenizer_dir, reasoning_budget=12) as ranker:
