@@ -63,7 +63,8 @@ class OpenAIBackend(Backend):
     a local folder or a hub id in the local Hugging Face cache (never downloaded). When neither
     gives one, passages are cut at about ``CHARS_PER_TOKEN`` characters per token, on a word
     boundary, with a warning. ``extra_body`` is added to every request (e.g.
-    ``{"chat_template_kwargs": {...}}``); ``client_options`` go to ``AsyncOpenAI``. The API key falls back to ``OPENAI_API_KEY``, else the dummy ``"EMPTY"``.
+    ``{"chat_template_kwargs": {...}}``); ``client_options`` go to ``AsyncOpenAI``. The API key
+    falls back to ``OPENAI_API_KEY``, else the dummy ``"EMPTY"``.
     """
 
     name = "openai"

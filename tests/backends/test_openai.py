@@ -310,7 +310,8 @@ def test_rerank_through_scripted_server_maps_reasoning_and_tokens(fake_servers):
 def test_forced_answer_continues_the_assistant_turn_on_chat(fake_servers):
     def long_thinker(query, contents):  # thinks past the budget (reasoning_budget 2 + 100 words)
         ranked = sorted(range(len(contents)), key=lambda i: -number_score(query, contents[i]))
-        return "<think>" + "hmm " * 150 + "</think> <answer>" + " > ".join(f"[{i + 1}]" for i in ranked) + "</answer>"
+        answer = " > ".join(f"[{i + 1}]" for i in ranked)
+        return "<think>" + "hmm " * 150 + "</think> <answer>" + answer + "</answer>"
 
     server = fake_servers(respond=long_thinker)
     items = [("q", numbered(4))]
@@ -323,7 +324,8 @@ def test_forced_answer_continues_the_assistant_turn_on_chat(fake_servers):
     assert forced["continue_final_message"] is True and forced["add_generation_prompt"] is False
     assert forced["messages"][:2] == main["messages"]
     prefix = forced["messages"][2]
-    assert prefix["role"] == "assistant" and prefix["content"] == "<think>" + "hmm " * 101 + "hmm</think>\n<answer>"
+    assert prefix["role"] == "assistant"
+    assert prefix["content"] == "<think>" + "hmm " * 101 + "hmm</think>\n<answer>"
     assert forced["stop"] == ["</answer>"]
     assert "<answer>" in result.windows[0].output and result.windows[0].output.endswith("</answer>")
 
