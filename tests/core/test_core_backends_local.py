@@ -141,14 +141,14 @@ def test_llamacpp_demo_model_on_a_dl19_window(demo_ranker, dl19_top):
 
 @pytest.mark.slow
 def test_llamacpp_forced_answer_continues_the_same_prompt(demo_ranker, dl19_top):
-    query, passages = dl19_top(1, 5)
-    with ReasonRanker(backend=demo_ranker.backend, reasoning_budget=8) as small:
+    query, passages = dl19_top(1, 20)  # 20 passages: the greedy demo model runs past 1 + 100 tokens here
+    with ReasonRanker(backend=demo_ranker.backend, reasoning_budget=1, max_passage_tokens=60) as small:
         result = small.rerank(query, passages)
     assert demo_ranker.backend.llm is not None  # a shared backend stays open
     (window,) = result.windows
-    assert window.forced and sorted(result.order) == list(range(5))
-    assert "</think>\n<answer>" in window.output
-    assert str(window.status) in ("ok", "repaired"), window.output
+    assert window.forced and sorted(result.order) == list(range(20))
+    assert "</think>\n<answer>" in window.output and window.error is None
+    assert str(window.status) in ("ok", "repaired", "failed"), window.output  # the weak model may not rank
 
 
 @pytest.mark.slow

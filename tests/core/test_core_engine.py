@@ -221,4 +221,5 @@ def test_demo_model_with_a_short_context_fits_every_window(dl19_top, caplog):
     (window,) = result.windows
     assert str(window.status) != "error", window.error
     assert window.passage_tokens < 512 and "passages cut to" in window.fitted
-    assert window.prompt_tokens <= 2048
+    calls = 2 if window.forced else 1  # prompt_tokens adds up the first and the forced call
+    assert window.prompt_tokens <= 2048 * calls
