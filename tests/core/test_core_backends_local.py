@@ -182,3 +182,45 @@ def test_llamacpp_decodes_exactly_greedy(demo_ranker):
         llm.eval(argmax[-1:] if argmax else backend._tokens(request))
         argmax.append(int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)))))
     assert generation.text == llm.detokenize(argmax).decode("utf-8")
+
+
+def test_two_rankers_share_one_transformers_backend_from_threads_and_asyncio(tiny_qwen):
+    """One micro-batcher, one engine loop: windows from both rankers, several threads and an asyncio
+    caller are batched together, and each result equals that ranker's result alone."""
+    import asyncio
+    import threading
+
+    from reasonrank_plugins.backends import load_backend
+
+    backend = load_backend(str(tiny_qwen), "transformers", batch_size=8)
+    passages = [f"passage {i} about topic {i % 3}" for i in range(6)]
+    try:
+        a = ReasonRanker(backend=backend, window_size=4, step=2, reasoning_budget=1, max_passage_tokens=8)
+        b = ReasonRanker(backend=backend, window_size=3, step=1, reasoning_budget=1, max_passage_tokens=8)
+        alone = {"a": a.rerank("q", passages).order, "b": b.rerank("q", passages).order}
+        got, errors = [], []
+
+        def call(name, ranker):
+            try:
+                got.append((name, ranker.rerank("q", passages).order))
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call, args=pair) for pair in (("a", a), ("b", b)) * 2]
+        for t in threads:
+            t.start()
+
+        async def both():
+            return await asyncio.gather(a.arerank("q", passages), b.arerank("q", passages))
+
+        async_a, async_b = asyncio.run(both())
+        for t in threads:
+            t.join()
+        assert not errors and len(got) == 4
+        assert all(order == alone[name] for name, order in got)
+        assert (async_a.order, async_b.order) == (alone["a"], alone["b"])
+        assert max(backend.batch_sizes) > 1  # concurrent windows of both rankers shared batches
+        a.close()
+        b.close()
+    finally:
+        backend.close()
