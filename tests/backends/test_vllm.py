@@ -28,7 +28,9 @@ from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends.base import GenerationRequest
 from reasonrank_plugins.backends.vllm import VLLMBackend, VLLMStats
 from reasonrank_plugins.demo_model import demo_model_folder
-from reasonrank_plugins.prompt import render_messages
+from reasonrank_plugins.engine import forcing_prefix, needs_answer
+from reasonrank_plugins.parse import parse_answer
+from reasonrank_plugins.prompt import build_messages, render_messages
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -150,11 +152,16 @@ class TestAsyncEngine:
         # a budget that runs out two tokens into the answer: the forced call must finish it the same way
         opened = free.output[: free.output.index("<answer>") + len("<answer>")]
         budget = len(backend.tokenizer.encode(opened, add_special_tokens=False)) + 2
-        (window,) = ranker_on(backend, reasoning_budget=budget).rerank(*QUERIES[1]).windows
-        assert window.forced
-        assert window.output.endswith("</answer>") and window.completion_tokens > budget
-        assert window.status in OK, window.output
-        assert window.order == free.order
+        # the engine's first call never gets under reasoning + 100 tokens, so cut it here as it would
+        messages = build_messages(*QUERIES[1], max_passage_tokens=WINDOW["max_passage_tokens"], truncate=backend.truncate)
+        cut = asyncio.run(backend.generate(GenerationRequest(messages, budget)))
+        assert cut.finish_reason == "length" and needs_answer(cut.text, cut.finish_reason)
+        prefix = forcing_prefix(cut.text)
+        extra = asyncio.run(backend.generate(GenerationRequest(messages, 64, prefix=prefix, stop=("</answer>",))))
+        output = prefix + extra.text + "</answer>"
+        parsed = parse_answer(output, len(free.indices))
+        assert str(parsed.status) in OK, output
+        assert [free.indices[j] for j in parsed.order] == free.order
 
     async def test_prefix_cache_hits_on_repeated_prompt(self, backend):
         # a fresh query so that nothing but the shared system prompt can be cached yet
