@@ -54,6 +54,10 @@ class EngineConfig:
     def strategy_config(self) -> StrategyConfig:
         return StrategyConfig(self.window_size, self.step, self.cutoff, self.depth, self.budget)
 
+    def answer_tokens(self, n: int) -> int:
+        """Tokens a forced answer of ``n`` ids may take: ``answer_budget``, else the default."""
+        return self.answer_budget or default_answer_budget(n)
+
     @property
     def generation_budget(self) -> int:
         """Tokens the first call may decode: the reasoning budget plus room for the answer."""
@@ -99,6 +103,12 @@ def validate_request(query: object, passages: object, top_k: object = None) -> t
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
     return query, normalised
+
+
+def check_timeout(timeout: object) -> None:
+    """``None`` (no deadline) or a number of seconds > 0."""
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"timeout must be None or a number of seconds > 0, got {timeout!r}")
 
 
 def rank_scores(n: int) -> list[float]:
@@ -160,8 +170,7 @@ class Engine:
         keep their order (status ``timeout``) and queries not yet admitted keep their input order."""
         if schedule not in ("chains", "lockstep", "sequential"):
             raise ValueError(f"schedule must be 'chains', 'lockstep' or 'sequential', got {schedule!r}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be None or > 0 seconds, got {timeout!r}")
+        check_timeout(timeout)
         await self._check_fit()
         deadline = None if timeout is None else time.monotonic() + timeout
         for job in jobs:
@@ -225,7 +234,8 @@ class Engine:
         candidates = list(range(len(job.contents)))
         if cfg.drop_empty:
             job.empty = [i for i, c in enumerate(job.contents) if not c.strip()]
-            candidates = [i for i in candidates if i not in set(job.empty)]
+            empty = set(job.empty)
+            candidates = [i for i in candidates if i not in empty]
         job.strategy = make_strategy(cfg.strategy, candidates, cfg.strategy_config)
 
     async def run_job(self, job: Job, deadline: float | None = None) -> None:
@@ -311,7 +321,7 @@ class Engine:
     ) -> str:
         """Continue the same prompt with the output so far and an opened answer; decode the ranking."""
         prefix = forcing_prefix(text)
-        budget = cfg.answer_budget or default_answer_budget(n)
+        budget = cfg.answer_tokens(n)
         request = GenerationRequest(messages, budget, prefix=prefix, stop=("</answer>",), priority=priority - 2**40)
         ctx = self.backend.context_length
         used = self.backend.count_tokens(request) if ctx else None
@@ -338,7 +348,7 @@ class Engine:
         used = self.backend.count_tokens(GenerationRequest(messages, budget))
         if used is None:
             return messages, budget
-        reserve = (cfg.answer_budget or default_answer_budget(len(indices))) + TAG_ROOM
+        reserve = cfg.answer_tokens(len(indices)) + TAG_ROOM
         floor = min(MIN_REASONING, budget)
         if used + reserve + floor > ctx:
             messages, used = self._cut(job, cfg, record, ctx - reserve - floor)
@@ -390,7 +400,7 @@ class Engine:
         if overhead is None:
             return
         self._warned = True
-        answer = cfg.answer_budget or default_answer_budget(w)
+        answer = cfg.answer_tokens(w)
         need = w * cfg.max_passage_tokens + overhead + cfg.generation_budget + answer
         if need > ctx:
             logger.warning(
@@ -416,7 +426,8 @@ class Engine:
     def finish(self, job: Job) -> RerankResult:
         cfg = job.config or self.config
         if job.strategy is None:  # never admitted (deadline): the input order
-            ranked = [i for i in range(len(job.passages)) if i not in set(job.empty)]
+            empty = set(job.empty)
+            ranked = [i for i in range(len(job.passages)) if i not in empty]
         else:
             ranked = job.strategy.ranking()
         order = ranked + job.empty

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import loop as engine_loop
 from .backends import Backend, load_backend
-from .engine import Engine, EngineConfig, Job, OnError, Schedule, validate_request
+from .engine import Engine, EngineConfig, Job, OnError, Schedule, check_timeout, validate_request
 from .types import Passage, RerankResult
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class ReasonRanker:
             window_size, step, max_passage_tokens, reasoning_budget, answer_budget,
             strategy=strategy, cutoff=cutoff, depth=depth, budget=budget, drop_empty=drop_empty,
         )
-        _check_timeout(timeout)
+        check_timeout(timeout)
         self.timeout = timeout
         if isinstance(backend, Backend):
             if backend_options:
@@ -189,7 +189,6 @@ class ReasonRanker:
     async def _rank(
         self, jobs: list[Job], schedule: Schedule, show_progress: bool, timeout: float | None
     ) -> list[RerankResult]:
-        _check_timeout(timeout)
         deadline = self.timeout if timeout is None else timeout
         if not show_progress:
             return await self.engine.rank(jobs, schedule, timeout=deadline)
@@ -197,8 +196,3 @@ class ReasonRanker:
 
         with tqdm(total=len(jobs), desc="rerank", unit="query") as bar:
             return await self.engine.rank(jobs, schedule, on_done=lambda _: bar.update(), timeout=deadline)
-
-
-def _check_timeout(timeout: object) -> None:
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"timeout must be None or a number of seconds > 0, got {timeout!r}")
