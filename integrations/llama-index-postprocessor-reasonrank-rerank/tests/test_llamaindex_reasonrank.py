@@ -22,7 +22,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
-from llama_index.postprocessor.reasonrank import ReasonRankRerank
+from llama_index.postprocessor.reasonrank_rerank import ReasonRankRerank
 
 from reasonrank_plugins import ReasonRanker, adapters
 from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
