@@ -23,7 +23,7 @@ import typer
 
 from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends import load_backend
-from reasonrank_plugins.cli.eval import parse_options
+from reasonrank_plugins.cli.options import parse_options
 from reasonrank_plugins.eval import aggregate, load_data
 from reasonrank_plugins.eval.data import ranked, read_trec_run
 

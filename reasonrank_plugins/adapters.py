@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .options import OPTION_NAMES, RankerOptions
 from .ranker import ReasonRanker
 from .types import Passage, RankedPassage
 
@@ -30,23 +31,8 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 META_KEYS = (REASONING_KEY, NOTE_KEY, RETRIEVAL_SCORE_KEY)
 SINGLE_NOTE = "single candidate: returned without the model"
 
-#: ``ReasonRanker`` arguments an adapter accepts (``backend_options`` is spread into the rest).
-ENGINE_OPTIONS = (
-    "model",
-    "backend",
-    "window_size",
-    "step",
-    "max_passage_tokens",
-    "reasoning_budget",
-    "answer_budget",
-    "strategy",
-    "cutoff",
-    "depth",
-    "timeout",
-    "on_error",
-    "drop_empty",
-    "backend_options",
-)
+#: ``ReasonRanker`` arguments an adapter accepts: the fields of ``RankerOptions``.
+ENGINE_OPTIONS = OPTION_NAMES
 
 
 def make_ranker(ranker: ReasonRanker | None, options: Mapping[str, Any]) -> ReasonRanker:
@@ -68,11 +54,7 @@ def make_ranker(ranker: ReasonRanker | None, options: Mapping[str, Any]) -> Reas
                 f"and {sorted(given)}; configure the shared ranker instead"
             )
         return ranker
-    backend_options = given.pop("backend_options", None) or {}
-    clash = set(backend_options) & set(ENGINE_OPTIONS)
-    if clash:
-        raise ValueError(f"backend_options must not repeat engine options: {sorted(clash)}")
-    return ReasonRanker(**given, **backend_options)
+    return RankerOptions(**given).build()
 
 
 def check_top_k(top_k: object, name: str = "top_k") -> None:

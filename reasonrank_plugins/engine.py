@@ -28,18 +28,34 @@ TAG_ROOM = 16
 MIN_REASONING = 256
 
 
+def option(default: object, help: str) -> object:
+    """A dataclass field of an engine or ranker option, with the help the CLI and adapters show."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class EngineConfig:
-    window_size: int = 20
-    step: int = 10
-    max_passage_tokens: int = 512
-    reasoning_budget: int = 3072
-    answer_budget: int | None = None  # tokens for a forced answer; default: default_answer_budget(n)
-    strategy: str = "sliding"
-    cutoff: int = 10  # tdpart: the pivot is the window's cutoff-th result
-    depth: int | None = None  # candidates to rerank; None: all
-    budget: int | None = None  # tdpart: candidates carried to the next round; None: window_size, 0: no cap
-    drop_empty: bool = False  # rank empty passages last without the model (the reference keeps them)
+    """How the engine ranks: windows, budgets and strategy (part of
+    :class:`~reasonrank_plugins.options.RankerOptions`, which declares the rest)."""
+
+    window_size: int = option(20, "Passages per window.")
+    step: int = option(10, "sliding: how far each window moves up.")
+    max_passage_tokens: int = option(512, "Tokens kept of each passage (512 for reasoning-heavy sets, 100 for web).")
+    reasoning_budget: int = option(3072, "Tokens of reasoning before the answer is forced.")
+    answer_budget: int | None = option(None, "Tokens of a forced answer (default: enough for the window's ids).")
+    strategy: str = option(
+        "sliding",
+        "Window strategy: sliding (the published checkpoints' setting) or tdpart (top-down "
+        "partitioning: 3 dependent rounds for 100 candidates instead of 9).",
+    )
+    cutoff: int = option(10, "tdpart: the pivot is the top window's cutoff-th result.")
+    depth: int | None = option(None, "Rerank only the first depth candidates (the rest keep their order).")
+    budget: int | None = option(
+        None, "tdpart: candidates carried into the next round (default window_size; 0: no cap)."
+    )
+    drop_empty: bool = option(
+        False, "Rank empty passages last without the model (the reference shows them to it)."
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_passage_tokens", "reasoning_budget"):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import loop as engine_loop
 from .backends import Backend, load_backend
-from .engine import Engine, EngineConfig, Job, OnError, Schedule, check_timeout, validate_request
+from .engine import Engine, Job, Schedule, validate_request
+from .options import RankerOptions, option_fields
 from .types import Passage, RerankResult
 
 logger = logging.getLogger(__name__)
@@ -26,7 +28,9 @@ class ReasonRanker:
     ``model`` is ``"demo"``, a local path (model folder or ``.gguf``) or a hub id; ``backend`` is
     ``"auto"``, ``"llamacpp"``, ``"transformers"``, ``"vllm"``, ``"openai"``, ``"scripted"`` (no
     model: ``model`` is ``"identity"``, ``"reverse"`` or ``"overlap"``) or a ``Backend`` instance.
-    Extra keyword arguments go to the backend (``base_url``, ``device``, ``n_ctx``, ...).
+    The options are those of :class:`~reasonrank_plugins.options.RankerOptions`, declared there
+    once: pass them as keywords, or as one ``options=RankerOptions(...)``. Other keyword arguments
+    go to the backend (``base_url``, ``device``, ``n_ctx``, ...).
 
     ``strategy`` is ``"sliding"`` (the published checkpoints' setting: windows of ``window_size``,
     ``step`` apart, back to front) or ``"tdpart"`` (top-down partitioning around the ``cutoff``-th
@@ -45,40 +49,39 @@ class ReasonRanker:
 
     def __init__(
         self,
-        model: str = "demo",
-        backend: str | Backend = "auto",
+        model: str | None = None,
+        backend: str | Backend | None = None,
         *,
-        window_size: int = 20,
-        step: int = 10,
-        max_passage_tokens: int = 512,
-        reasoning_budget: int = 3072,
-        answer_budget: int | None = None,
-        strategy: str = "sliding",
-        cutoff: int = 10,
-        depth: int | None = None,
-        budget: int | None = None,
-        drop_empty: bool = False,
-        max_active_queries: int | None = None,
-        timeout: float | None = None,
-        on_error: OnError = "keep",
-        **backend_options: Any,
+        options: RankerOptions | None = None,
+        **kwargs: Any,
     ) -> None:
-        self.config = EngineConfig(
-            window_size, step, max_passage_tokens, reasoning_budget, answer_budget,
-            strategy=strategy, cutoff=cutoff, depth=depth, budget=budget, drop_empty=drop_empty,
-        )
-        check_timeout(timeout)
-        self.timeout = timeout
+        if options is None:
+            given = {k: v for k, v in (("model", model), ("backend", backend)) if v is not None}
+            options = RankerOptions.from_kwargs(**given, **kwargs)
+        elif model is not None or backend is not None or kwargs:
+            raise ValueError("pass options= or keyword options, not both")
+        self.options = options
+        self.config = options.engine_config()
+        self.timeout = options.timeout
+        model, backend, backend_options = options.model, options.backend, options.backend_options
         if isinstance(backend, Backend):
             if backend_options:
                 raise ValueError(f"backend options {sorted(backend_options)} given with a Backend instance")
             self.backend = backend
         else:
-            self.backend = load_backend(model, backend, **backend_options)
+            try:
+                self.backend = load_backend(model, backend, **backend_options)
+            except TypeError as exc:
+                if "unexpected keyword argument" not in str(exc):
+                    raise
+                raise ValueError(
+                    f"{exc}: not a ranker option (see RankerOptions) nor an argument of backend {backend!r}"
+                ) from exc
         self._owns_backend = not isinstance(backend, Backend)
         try:
             self.engine = Engine(
-                self.backend, self.config, max_active_queries=max_active_queries, on_error=on_error
+                self.backend, self.config, max_active_queries=options.max_active_queries,
+                on_error=options.on_error,
             )
         except ValueError:
             if self._owns_backend:
@@ -86,7 +89,7 @@ class ReasonRanker:
             raise
         self.model = self.backend.model_name or model
         self._loop: engine_loop.EngineLoop | None = engine_loop.acquire(self.backend)
-        logger.info("ReasonRanker ready: %s on %s (%s)", self.model, self.backend.name, strategy)
+        logger.info("ReasonRanker ready: %s on %s (%s)", self.model, self.backend.name, self.config.strategy)
 
     # -- public API -------------------------------------------------------------------------
     def rerank(
@@ -196,3 +199,21 @@ class ReasonRanker:
 
         with tqdm(total=len(jobs), desc="rerank", unit="query") as bar:
             return await self.engine.rank(jobs, schedule, on_done=lambda _: bar.update(), timeout=deadline)
+
+
+def _init_signature() -> inspect.Signature:
+    """``__init__``'s signature as ``help()`` and IDEs show it, generated from ``RankerOptions``."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    for f, hint in option_fields():
+        if f.name == "backend_options":
+            continue
+        kind = P.POSITIONAL_OR_KEYWORD if f.name in ("model", "backend") else P.KEYWORD_ONLY
+        params.append(P(f.name, kind, default=f.default, annotation=hint))
+    params.sort(key=lambda p: p.kind)  # model, backend first
+    params += [P("options", P.KEYWORD_ONLY, default=None, annotation=RankerOptions | None),
+               P("backend_options", P.VAR_KEYWORD, annotation=Any)]
+    return inspect.Signature(params, return_annotation=None)
+
+
+ReasonRanker.__init__.__signature__ = _init_signature()  # type: ignore[attr-defined]

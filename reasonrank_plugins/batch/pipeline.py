@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..server.spec import RankerSpec
+from ..options import RankerOptions
 from ..types import Passage, RerankResult
 from .data import BatchItem
 
@@ -58,7 +58,7 @@ class RerankWorker:
     """A ``map_batches`` callable: builds its ranker once, reranks a batch of serialized items
     (windows of all its queries batched together) and writes them as one part file."""
 
-    def __init__(self, spec: RankerSpec, out: str) -> None:
+    def __init__(self, spec: RankerOptions, out: str) -> None:
         self.ranker = spec.build()
         self.parts = Path(out) / "parts"
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -131,7 +131,7 @@ def _batches(items: Sequence[BatchItem], size: int) -> Iterator[Sequence[BatchIt
 Done = list[tuple[str, str]]  # (qid, worker) of every query a run reranked
 
 
-def _run_local(items: Sequence[BatchItem], spec: RankerSpec, out: Path, batch_size: int) -> Done:
+def _run_local(items: Sequence[BatchItem], spec: RankerOptions, out: Path, batch_size: int) -> Done:
     from tqdm.auto import tqdm
 
     worker = RerankWorker(spec, str(out))
@@ -149,7 +149,7 @@ def _run_local(items: Sequence[BatchItem], spec: RankerSpec, out: Path, batch_si
 
 def _run_ray(
     items: Sequence[BatchItem],
-    spec: RankerSpec,
+    spec: RankerOptions,
     out: Path,
     batch_size: int,
     num_replicas: int,
@@ -176,7 +176,7 @@ def _run_ray(
 
 def run_batch(
     items: Sequence[BatchItem],
-    spec: RankerSpec,
+    spec: RankerOptions,
     out: str | Path,
     *,
     batch_size: int = 8,

@@ -7,10 +7,12 @@ from pathlib import Path
 import typer
 
 from . import app
-from .options import BACKEND_HELP, BASE_URL_HELP, CUTOFF, LATENCY_HELP, MAX_BATCH_HELP, STRATEGY, ranker_spec
+from ..options import RankerOptions
+from .options import ranker_options
 
 
 @app.command()
+@ranker_options(exclude=("depth",))
 def batch(
     data: Path = typer.Option(..., help="BEIR folder: corpus.jsonl and queries.jsonl."),
     run: Path | None = typer.Option(None, help="First-stage TREC run (default DATA/run.bm25.trec)."),
@@ -24,17 +26,8 @@ def batch(
     num_cpus: float = typer.Option(1.0, help="CPUs per Ray actor."),
     num_gpus: float = typer.Option(0.0, help="GPUs per Ray actor."),
     ray_address: str | None = typer.Option(None, help="Ray cluster address (default $RAY_ADDRESS or local)."),
-    model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: list[str] = typer.Option([], help=BASE_URL_HELP),
-    window_size: int = typer.Option(20, "--window-size", "--window"),
-    step: int = typer.Option(10),
-    max_passage_tokens: int = typer.Option(512),
-    reasoning_budget: int = typer.Option(3072),
-    strategy: str = STRATEGY,
-    cutoff: int = CUTOFF,
-    latency: float = typer.Option(0.0, help=LATENCY_HELP),
-    max_batch: int | None = typer.Option(None, help=MAX_BATCH_HELP),
+    *,
+    options: RankerOptions,
 ) -> None:
     """Rerank every query of a first-stage run; write OUT/parts/*.jsonl and OUT/run.trec."""
     from ..batch import load_items, run_batch
@@ -43,15 +36,11 @@ def batch(
     for path in (data / "corpus.jsonl", data / "queries.jsonl", run):
         if not path.exists():
             raise typer.BadParameter(f"{path} does not exist")
-    spec = ranker_spec(
-        model, backend, base_url, window_size, step, max_passage_tokens, reasoning_budget, latency, max_batch,
-        strategy=strategy, cutoff=cutoff,
-    )
     items = load_items(data, run, depth)
     try:
         summary = run_batch(
             items,
-            spec,
+            options,
             out,
             batch_size=batch_size,
             use_ray=use_ray,

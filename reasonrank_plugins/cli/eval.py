@@ -12,21 +12,8 @@ from typing import Any
 import typer
 
 from . import app
-from .options import CUTOFF, STRATEGY, ranker_spec
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; a value is read as JSON when it parses (numbers, booleans), else text."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected key=value, got {pair!r}", param_hint="--option")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+from ..options import RankerOptions
+from .options import ranker_options
 
 
 def _first_stage(data, run: Path | None, retrieve: str | None, depth: int, root: Path):
@@ -61,6 +48,7 @@ def _first_stage(data, run: Path | None, retrieve: str | None, depth: int, root:
 
 
 @app.command("eval")
+@ranker_options(exclude=("depth",))
 def eval_command(
     data_dir: Path = typer.Option(
         ...,
@@ -75,20 +63,6 @@ def eval_command(
     retrieve: str | None = typer.Option(None, help="'bm25': retrieve with bm25s (k1 0.9, b 0.4)."),
     depth: int = typer.Option(100, help="First-stage depth kept in the runs."),
     top_k: int = typer.Option(100, help="Rerank this many candidates per query."),
-    window_size: int = typer.Option(20, "--window", "--window-size"),
-    step: int = typer.Option(10),
-    model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
-    backend: str = typer.Option(
-        "auto",
-        help="auto, llamacpp, transformers, vllm, openai; or scripted "
-        "(model-free dry run: --model identity, reverse or overlap).",
-    ),
-    base_url: str | None = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Backend option key=value (repeatable)."),
-    max_passage_tokens: int = typer.Option(512, help="512 for reasoning-heavy sets, 100 for web sets."),
-    reasoning_budget: int = typer.Option(3072),
-    strategy: str = STRATEGY,
-    cutoff: int = CUTOFF,
     queries: int | None = typer.Option(None, help="Evaluate only this many queries."),
     seed: int | None = typer.Option(None, help="With --queries: a random sample drawn with this seed."),
     parallel: int = typer.Option(
@@ -98,6 +72,8 @@ def eval_command(
         None, help="Output folder (default runs/<data>-<model>-top<k>); run the same command again to resume."
     ),
     progress: bool = typer.Option(True, help="Show a progress bar with the running nDCG@10."),
+    *,
+    options: RankerOptions,
 ) -> None:
     """Rerank a test collection's first stage; write the run, a JSON report and a figure."""
     from ..eval.data import drop_excluded, load_data, select_queries
@@ -109,19 +85,15 @@ def eval_command(
         raise typer.BadParameter(str(exc), param_hint="--data") from exc
     first_stage, source = _first_stage(data, run, retrieve, depth, data_dir)
     qids = select_queries(data.query_ids(drop_excluded(first_stage, data.excluded)), queries, seed)
-    urls = [base_url] if base_url else []
-    spec = ranker_spec(
-        model, backend, urls, window_size, step, max_passage_tokens, reasoning_budget,
-        strategy=strategy, cutoff=cutoff, options=parse_options(option),
-    )
+    model, strategy = options.model, options.strategy
     label = (
-        f"scripted-{model}" if backend == "scripted" else (Path(model).stem if model != "demo" else "demo")
+        f"scripted-{model}" if options.backend == "scripted" else (Path(model).stem if model != "demo" else "demo")
     )
     folder = f"{data.name}-{label}-top{top_k}" + ("" if strategy == "sliding" else f"-{strategy}")
     out = out or Path("runs") / re.sub(r"[^\w.-]+", "_", folder)
     command = shlex.join(["reasonrank", *sys.argv[1:]])
     try:
-        with spec.build() as ranker:
+        with options.build() as ranker:
             report = evaluate(
                 data,
                 ranker,

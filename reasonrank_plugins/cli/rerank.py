@@ -12,7 +12,8 @@ import typer
 
 from ..types import Passage, RerankResult
 from . import app
-from .options import BACKEND_HELP, CUTOFF, DEPTH, STRATEGY, TIMEOUT, ranker_spec
+from ..options import RankerOptions
+from .options import ranker_options
 
 
 def read_passages(path: Path) -> list[Passage]:
@@ -83,32 +84,19 @@ def print_result(result: RerankResult) -> None:
 
 
 @app.command()
+@ranker_options()
 def rerank(
     query: str = typer.Option(..., "--query", "-q", help="The search query."),
     passages: Path = typer.Option(..., "--passages", "-p", help="Passages: .jsonl or .tsv"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Show only the best k."),
-    model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (openai backend)."),
-    window_size: int = typer.Option(20, "--window-size", "--window"),
-    step: int = typer.Option(10),
-    max_passage_tokens: int = typer.Option(512),
-    reasoning_budget: int = typer.Option(3072),
-    strategy: str = STRATEGY,
-    cutoff: int = CUTOFF,
-    depth: int | None = DEPTH,
-    timeout: float | None = TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    *,
+    options: RankerOptions,
 ) -> None:
     """Rerank passages for one query and print each window's reasoning and the new order."""
     items = read_passages(passages)
-    urls = [base_url] if base_url else []
-    spec = ranker_spec(
-        model, backend, urls, window_size, step, max_passage_tokens, reasoning_budget,
-        strategy=strategy, cutoff=cutoff, depth=depth, timeout=timeout,
-    )
     try:
-        with spec.build() as ranker:
+        with options.build() as ranker:
             result = ranker.rerank(query, items, top_k=top_k)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -5,24 +5,13 @@ from __future__ import annotations
 import typer
 
 from . import app
-from .options import (
-    BACKEND_HELP,
-    BASE_URL_HELP,
-    CUTOFF,
-    DEPTH,
-    LATENCY_HELP,
-    MAX_BATCH_HELP,
-    STRATEGY,
-    TIMEOUT,
-    ranker_spec,
-)
+from ..options import RankerOptions
+from .options import ranker_options
 
 
 @app.command()
+@ranker_options()
 def serve(
-    model: str = typer.Option("demo", help="'demo', a local path or a hub id."),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: list[str] = typer.Option([], help=BASE_URL_HELP),
     host: str = typer.Option("127.0.0.1", help="Other than loopback only with a token."),
     port: int = typer.Option(8000),
     token: str | None = typer.Option(
@@ -32,19 +21,11 @@ def serve(
     max_request_bytes: int = typer.Option(4 * 1024 * 1024, help="Request body bytes (413 beyond)."),
     max_queued: int = typer.Option(64, help="Requests in progress at once (429 beyond)."),
     shutdown_timeout: float = typer.Option(300.0, help="Seconds to let in-flight requests finish."),
-    window_size: int = typer.Option(20, "--window-size", "--window"),
-    step: int = typer.Option(10),
-    max_passage_tokens: int = typer.Option(512),
-    reasoning_budget: int = typer.Option(3072),
-    strategy: str = STRATEGY,
-    cutoff: int = CUTOFF,
-    depth: int | None = DEPTH,
-    timeout: float | None = TIMEOUT,
     allow_strategy_override: bool = typer.Option(
         True, help="Let a request choose its own strategy (else a request naming another one gets 400)."
     ),
-    latency: float = typer.Option(0.0, help=LATENCY_HELP),
-    max_batch: int | None = typer.Option(None, help=MAX_BATCH_HELP),
+    *,
+    options: RankerOptions,
 ) -> None:
     """Serve POST /v1/rerank (Cohere/Jina rerank API + reasoning), GET /healthz and GET /metrics."""
     from ..server.app import ServerLimits
@@ -55,12 +36,8 @@ def serve(
         check_bind(host, token)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--host") from exc
-    spec = ranker_spec(
-        model, backend, base_url, window_size, step, max_passage_tokens, reasoning_budget, latency, max_batch,
-        strategy=strategy, cutoff=cutoff, depth=depth, timeout=timeout,
-    )
     try:
-        ranker = spec.build()
+        ranker = options.build()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     limits = ServerLimits(max_documents, max_request_bytes, max_queued)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RankerSpec", "ServerLimits", "create_app", "serve"]
+__all__ = ["ServerLimits", "create_app", "serve"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,8 +19,4 @@ def __getattr__(name: str) -> Any:
         from .run import serve
 
         return serve
-    if name == "RankerSpec":
-        from .spec import RankerSpec
-
-        return RankerSpec
     raise AttributeError(name)

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    """The options every strategy reads; each validates the ones it uses."""
+    """The options every strategy reads (taken from ``EngineConfig``, where they are declared and
+    documented); each strategy validates the ones it uses."""
 
-    window_size: int = 20
-    step: int = 10  # sliding: positions a window moves towards the top
-    cutoff: int = 10  # tdpart: the pivot is a window's cutoff-th result
-    depth: int | None = None  # candidates the strategy reranks (the rest keep their order below); None: all
-    budget: int | None = None  # tdpart: the most candidates carried into the next round; None: window_size
+    window_size: int
+    step: int
+    cutoff: int
+    depth: int | None
+    budget: int | None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from reasonrank_plugins import ReasonRanker, backends
 from reasonrank_plugins.backends import GenerationRequest, load_backend, resolve_backend
 from reasonrank_plugins.backends.scripted import KEPT_REQUESTS, ScriptedModelBackend, overlap_score
-from reasonrank_plugins.server.spec import RankerSpec
+from reasonrank_plugins.options import RankerOptions
 
 DOCS = ["blue sky over the sea", "the red fox jumps", "a fox den", "red paint"]
 QUERY = "red fox"
@@ -76,8 +76,8 @@ def test_the_fail_script_fails_every_window():
 
 
 def test_spec_with_scripted_options_pickles_and_builds():
-    spec = RankerSpec(
-        "reverse", "scripted", window_size=4, step=2, backend_options={"latency": 0.01, "max_batch": 2}
+    spec = RankerOptions(
+        model="reverse", backend="scripted", window_size=4, step=2, backend_options={"latency": 0.01, "max_batch": 2}
     )
     with pickle.loads(pickle.dumps(spec)).build() as ranker:
         assert ranker.rerank(QUERY, DOCS).order == [3, 2, 1, 0]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from reasonrank_plugins.batch import done_qids, load_items, run_batch
 from reasonrank_plugins.batch.pipeline import iter_records
 from reasonrank_plugins.cli import app
-from reasonrank_plugins.server.spec import RankerSpec
+from reasonrank_plugins.options import RankerOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
 
@@ -48,7 +48,7 @@ def beir_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-SPEC = RankerSpec(
+SPEC = RankerOptions(
     backend="scripted",
     window_size=5,
     step=2,

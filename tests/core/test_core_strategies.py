@@ -155,7 +155,7 @@ def test_strategy_ranking_is_a_permutation_at_every_step():
     rng = random.Random(11)
     for _ in range(20):
         n = rng.randrange(2, 120)
-        config = StrategyConfig(20, 10, rng.randrange(1, 20), budget=rng.choice([None, 0, 25]))
+        config = StrategyConfig(20, 10, rng.randrange(1, 20), None, rng.choice([None, 0, 25]))
         strategy = make_strategy("tdpart", list(range(n)), config)
         while not strategy.done:
             ready = strategy.ready()

@@ -11,10 +11,10 @@ import typer
 
 from reasonrank_plugins import ReasonRanker
 from reasonrank_plugins.backends.scripted import overlap_score
-from reasonrank_plugins.cli.options import ranker_spec
+from reasonrank_plugins.cli.options import build_options
 from reasonrank_plugins.server.app import ServerLimits, create_app
 from reasonrank_plugins.server.run import check_bind
-from reasonrank_plugins.server.spec import RankerSpec
+from reasonrank_plugins.options import RankerOptions
 from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend
 
 DOCS = ["blue sky over the sea", "the red fox jumps", "a fox den", "red paint"]
@@ -198,7 +198,7 @@ async def test_a_server_that_forbids_overrides_refuses_another_strategy(sliding_
 
 
 async def test_the_server_deadline_keeps_the_order_and_is_reported():
-    spec = RankerSpec("overlap", "scripted", window_size=4, step=2, timeout=0.2)
+    spec = RankerOptions(model="overlap", backend="scripted", window_size=4, step=2, timeout=0.2)
     spec.backend_options["latency"] = 30  # the first window is still running at the deadline
     with spec.build() as ranker:
         async with client(create_app(ranker)) as c:
@@ -220,13 +220,13 @@ def test_bind_without_token_only_on_loopback():
 
 def test_scripted_spec_ranks_by_word_overlap():
     assert overlap_score("Red fox", "the red FOX!") == 1.0 and overlap_score("red fox", "a fox") == 0.5
-    with RankerSpec(backend="scripted", window_size=4, step=2).build() as ranker:
+    with RankerOptions(backend="scripted", window_size=4, step=2).build() as ranker:
         assert ranker.rerank(QUERY, DOCS).order == [1, 2, 3, 0]
 
 
 def test_cli_spec_passes_one_or_several_base_urls():
     def options(urls):
-        return ranker_spec("m", "openai", urls, 20, 10, 512, 3072, 0.0, None).backend_options
+        return build_options(model="m", backend="openai", base_url=urls).backend_options
 
     assert options([]) == {}
     assert options(["http://a/v1"]) == {"base_url": "http://a/v1"}
@@ -235,13 +235,14 @@ def test_cli_spec_passes_one_or_several_base_urls():
 
 def test_cli_spec_carries_the_strategy_and_checks_it_before_loading():
     options = {"strategy": "tdpart", "cutoff": 2, "depth": 6, "timeout": 5}
-    spec = ranker_spec("overlap", "scripted", [], 4, 2, 64, 128, **options)
+    spec = build_options(model="overlap", backend="scripted", window_size=4, step=2, max_passage_tokens=64,
+                         reasoning_budget=128, **options)
     assert (spec.strategy, spec.cutoff, spec.depth, spec.timeout) == ("tdpart", 2, 6, 5)
     with spec.build() as ranker:
         assert (ranker.config.strategy, ranker.config.cutoff, ranker.config.depth, ranker.timeout) == (
             "tdpart", 2, 6, 5,
         )
     with pytest.raises(typer.BadParameter, match="strategy must be one of"):
-        ranker_spec("m", "openai", [], 20, 10, 512, 3072, strategy="bubble")
+        build_options(model="m", backend="openai", strategy="bubble")
     with pytest.raises(typer.BadParameter, match="cutoff must be < window_size"):
-        ranker_spec("m", "openai", [], 4, 2, 512, 3072, strategy="tdpart", cutoff=4)
+        build_options(model="m", backend="openai", window_size=4, step=2, strategy="tdpart", cutoff=4)

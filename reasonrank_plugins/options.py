@@ -1,0 +1,101 @@
+"""The one declaration of a ranker's options.
+
+:class:`RankerOptions` holds every option of :class:`~reasonrank_plugins.ReasonRanker`: the
+engine's (:class:`~reasonrank_plugins.engine.EngineConfig`), which model on which backend, and
+how calls run. ``ReasonRanker``, the three adapters, every CLI command and the server build from
+it, and it is what the CLI pickles for Ray workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+from .backends.base import Backend
+from .engine import EngineConfig, OnError, check_timeout, option
+
+if TYPE_CHECKING:
+    from .ranker import ReasonRanker
+
+
+@dataclass
+class RankerOptions(EngineConfig):
+    """Every option of a ranker, with its default; ``backend_options`` go to the backend."""
+
+    model: str = option("demo", "'demo', a local path (model folder or .gguf) or a hub id.")
+    backend: str | Backend = option(
+        "auto",
+        "auto, llamacpp, transformers, vllm, openai, or scripted (no model: --model overlap ranks by "
+        "query-word overlap; identity; reverse; fail).",
+    )
+    max_active_queries: int | None = option(None, "Queries run at once (default: the backend's capacity).")
+    timeout: float | None = option(
+        None, "Deadline in seconds per call: windows unfinished by then keep their order (status timeout)."
+    )
+    on_error: OnError = option("keep", "A window whose backend call fails: keep its order, or raise.")
+    backend_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Backend arguments (base_url, n_ctx, device, api_key, ...)."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_timeout(self.timeout)
+        if self.on_error not in ("keep", "raise"):
+            raise ValueError(f"on_error must be 'keep' or 'raise', got {self.on_error!r}")
+        if self.max_active_queries is not None and (
+            isinstance(self.max_active_queries, bool)
+            or not isinstance(self.max_active_queries, int)
+            or self.max_active_queries < 1
+        ):
+            raise ValueError(f"max_active_queries must be None or an int > 0, got {self.max_active_queries!r}")
+        if not isinstance(self.backend_options, Mapping):
+            raise ValueError(f"backend_options must be a mapping, got {type(self.backend_options).__name__}")
+        clash = set(self.backend_options) & set(OPTION_NAMES)
+        if clash:
+            raise ValueError(f"backend_options must not repeat ranker options: {sorted(clash)}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> RankerOptions:
+        """Options from ``ReasonRanker``-style keywords: those that are not options go to the backend."""
+        backend_options = dict(kwargs.pop("backend_options", None) or {})
+        for name in [k for k in kwargs if k not in OPTION_NAMES]:
+            backend_options[name] = kwargs.pop(name)
+        return cls(**kwargs, backend_options=backend_options)
+
+    def engine_config(self) -> EngineConfig:
+        """The engine's part of these options."""
+        return EngineConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(EngineConfig)})
+
+    def changed(self) -> dict[str, Any]:
+        """The options that differ from their defaults (what a dump needs to rebuild this ranker)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != DEFAULTS[f.name]
+        }
+
+    def build(self) -> ReasonRanker:
+        """A ``ReasonRanker`` with these options."""
+        from .ranker import ReasonRanker
+
+        return ReasonRanker(options=self)
+
+
+def option_fields() -> list[tuple[dataclasses.Field, Any]]:
+    """Each option's dataclass field and resolved type, in declaration order (engine options first)."""
+    hints = get_type_hints(RankerOptions)
+    return [(f, hints[f.name]) for f in dataclasses.fields(RankerOptions)]
+
+
+def option_help(f: dataclasses.Field) -> str:
+    return f.metadata.get("help", "")
+
+
+OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RankerOptions))
+DEFAULTS: dict[str, Any] = {
+    f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    for f in dataclasses.fields(RankerOptions)
+}
