@@ -24,4 +24,10 @@ __all__ = ["app", "main", "rerank"]
 
 
 def main() -> None:
-    app()
+    """The ``reasonrank`` entry point: a missing optional dependency is a one-line error naming the
+    extra to install (the backends' and commands' ImportErrors say which), not a traceback."""
+    try:
+        app()
+    except ImportError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(1) from exc

@@ -26,7 +26,12 @@ def read_passages(path: Path) -> list[Passage]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise typer.BadParameter(f"{path}:{n} is not valid JSON ({exc})", param_hint="--passages") from exc
+            if not isinstance(record, dict):
+                raise typer.BadParameter(f"{path}:{n} is not a JSON object", param_hint="--passages")
             text = record.get("text", record.get("contents"))
             if not isinstance(text, str):
                 raise typer.BadParameter(f"{path}:{n} has no string 'text' field", param_hint="--passages")
