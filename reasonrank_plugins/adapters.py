@@ -54,7 +54,7 @@ def make_ranker(ranker: ReasonRanker | None, options: Mapping[str, Any]) -> Reas
                 f"and {sorted(given)}; configure the shared ranker instead"
             )
         return ranker
-    return RankerOptions(**given).build()
+    return ReasonRanker(options=RankerOptions(**given))
 
 
 def check_top_k(top_k: object, name: str = "top_k") -> None:
