@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install reasonrank-plugins with every backend that runs on a CPU machine, the three framework
-# adapters and the training package. `--test` adds the test dependencies.
+# adapters and the training package. `--test` adds the test and docs-build dependencies.
 # llama-cpp-python ships only as source: its wheel is built once (about 7 min) and cached in
 # $REASONRANK_CACHE/wheels (default ~/.cache/reasonrank/wheels), outside the repository.
 set -euo pipefail
@@ -33,7 +33,7 @@ $PY -m pip install -q "$WHEELS"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 
 extras="all"
 test_extra=""
-if [[ "${1:-}" == "--test" ]]; then extras="all,test"; test_extra="[test]"; fi
+if [[ "${1:-}" == "--test" ]]; then extras="all,test,docs"; test_extra="[test]"; fi
 pkgs=(-e ".[$extras]")
 for dir in integrations/*/ training/; do
   [[ -f "$dir/pyproject.toml" ]] && pkgs+=(-e "$dir$test_extra")
