@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install reasonrank-plugins with every backend that runs on a CPU machine, the three framework
-# adapters and the training package. `--test` adds the test and docs-build dependencies.
+# adapters and the training package. `--test` adds the test dependencies.
 # llama-cpp-python ships only as source: its wheel is built once (about 7 min) and cached in
 # $REASONRANK_CACHE/wheels (default ~/.cache/reasonrank/wheels), outside the repository.
 set -euo pipefail
