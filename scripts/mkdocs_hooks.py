@@ -1,5 +1,7 @@
 """MkDocs hooks: pages that are generated from the code at build time, so nothing is written twice.
 
+- ``<!-- reasonrank:options -->`` becomes the table of the ranker's options (name, type, default, help),
+  read from their one declaration, ``reasonrank_plugins.options.RankerOptions``;
 - ``<!-- reasonrank:cli -->`` in a page becomes the ``--help`` of ``reasonrank`` and of each of its
   commands, exactly as the installed command prints it;
 - ``<!-- reasonrank:openapi -->`` becomes the server's endpoint table, and ``openapi.json`` (the
@@ -14,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+OPTIONS_MARK = "<!-- reasonrank:options -->"
 CLI_MARK = "<!-- reasonrank:cli -->"
 OPENAPI_MARK = "<!-- reasonrank:openapi -->"
 OPENAPI_FILE = "openapi.json"
@@ -37,11 +40,31 @@ def on_files(files, config):
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    if OPTIONS_MARK in markdown:
+        markdown = markdown.replace(OPTIONS_MARK, options_table())
     if CLI_MARK in markdown:
         markdown = markdown.replace(CLI_MARK, cli_help())
     if OPENAPI_MARK in markdown:
         markdown = markdown.replace(OPENAPI_MARK, endpoint_table(openapi_schema()))
     return markdown
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def options_table() -> str:
+    """One row per ``RankerOptions`` field, in declaration order (the engine's options first)."""
+    import dataclasses
+
+    from reasonrank_plugins.options import option_fields, option_help
+
+    rows = ["| option | type | default | meaning |", "|---|---|---|---|"]
+    for f, hint in option_fields():
+        default = "{}" if f.default_factory is not dataclasses.MISSING else repr(f.default)
+        kind = _type_name(hint).replace("reasonrank_plugins.backends.base.", "")
+        rows.append(f"| `{f.name}` | `{kind}` | `{default}` | {option_help(f)} |")
+    return "\n".join(rows)
 
 
 def _help(app, args: list[str]) -> str:
