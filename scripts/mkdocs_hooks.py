@@ -21,7 +21,7 @@ CLI_MARK = "<!-- reasonrank:cli -->"
 OPENAPI_MARK = "<!-- reasonrank:openapi -->"
 OPENAPI_FILE = "openapi.json"
 ROOT = Path(__file__).resolve().parents[1]
-HELP_ENV = {"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+HELP_ENV = {"COLUMNS": "140", "NO_COLOR": "1", "TERM": "dumb"}
 
 _schema: dict | None = None
 
