@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh --test
 status=0
-# the documentation site, strict: a broken link, reference or docstring fails the build (about 10 s)
+# the documentation site, strict: a broken link, reference or docstring fails the build (10 s on an idle machine)
 site=$(mktemp -d)
 NO_MKDOCS_2_WARNING=1 python3 -m mkdocs build --strict -d "$site" || status=$?
 rm -rf "$site"
