@@ -33,7 +33,7 @@ $PY -m pip install -q "$WHEELS"/llama_cpp_python-$LLAMA_CPP_VERSION-*.whl
 
 extras="all"
 test_extra=""
-if [[ "${1:-}" == "--test" ]]; then extras="all,test"; test_extra="[test]"; fi
+if [[ "${1:-}" == "--test" ]]; then extras="all,test,docs"; test_extra="[test]"; fi
 pkgs=(-e ".[$extras]")
 for dir in integrations/*/ training/; do
   [[ -f "$dir/pyproject.toml" ]] && pkgs+=(-e "$dir$test_extra")
