@@ -38,12 +38,14 @@ $PY -m twine check --strict "$WORK"/dist/*
 step "installing the wheels into a fresh virtual environment"
 $PY -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
-"$VPY" -m pip install -q "$LLAMA_WHEEL"
+# -qq: errors only (this machine's pip config warns about a missing extra index on every package);
+# --no-compile: nothing here is imported twice, byte-compiling the frameworks costs a minute.
+"$VPY" -m pip install -qq --no-compile "$LLAMA_WHEEL"
 core=$(ls "$WORK"/dist/reasonrank_plugins-*.whl)
 adapters=()
 for name in "${ADAPTERS[@]}"; do adapters+=("$(ls "$WORK"/dist/"${name//-/_}"-*.whl)"); done
-"$VPY" -m pip install -q "$core[demo]" "${adapters[@]}"
-"$VPY" -m pip check
+"$VPY" -m pip install -qq --no-compile "$core[demo]" "${adapters[@]}"
+"$VPY" -m pip check -qq
 
 mkdir "$WORK/empty"
 cd "$WORK/empty"
