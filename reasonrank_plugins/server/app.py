@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from .. import __version__
 from ..parse import ParseStatus
 from ..ranker import ReasonRanker
 from ..types import Passage, RerankResult
@@ -80,7 +81,7 @@ def create_app(
         if close_ranker:
             ranker.close()
 
-    app = FastAPI(title="reasonrank", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="reasonrank", version=__version__, lifespan=lifespan)
     app.state.server = state
     bearer = HTTPBearer(auto_error=False)
 

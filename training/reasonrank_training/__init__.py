@@ -3,4 +3,4 @@
 from .reward import ranking_reward
 
 __all__ = ["ranking_reward"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -7,6 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from reasonrank_plugins import __version__ as core_version
+
+from . import __version__
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,9 +45,14 @@ def model_card(name: str, summaries: list[dict[str, Any]]) -> str:
         f"# {name}",
         "",
         (
-            "A reasoning listwise reranker trained with `reasonrank-training` (ReasonRank recipe: "
-            "synthesised reasoning data, self-consistency filter, SFT, GRPO). Serve it with the core engine:"
+            f"A reasoning listwise reranker trained with `reasonrank-training` {__version__} (ReasonRank "
+            "recipe: synthesised reasoning data, self-consistency filter, SFT, GRPO) on the prompt of "
+            f"`reasonrank-plugins` {core_version}. Serve it with that engine:"
         ),
+        "",
+        "```bash",
+        f'pip install "reasonrank-plugins[transformers]=={core_version}"',
+        "```",
         "",
         "```python",
         "from reasonrank_plugins import ReasonRanker",

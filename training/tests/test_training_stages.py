@@ -282,3 +282,14 @@ def test_synth_cuts_passages_with_the_teacher_tokenizer_as_the_student_sees_them
 
     with pytest.raises(ValueError, match="tokenizer"):
         asyncio.run(go(Teacher("http://teacher/v1", "t")))
+
+
+def test_model_card_names_both_versions_from_their_packages():
+    import reasonrank_training
+    from reasonrank_training.export import model_card
+
+    import reasonrank_plugins
+
+    card = model_card("my-reranker", [])
+    assert f"`reasonrank-training` {reasonrank_training.__version__} " in card
+    assert f'pip install "reasonrank-plugins[transformers]=={reasonrank_plugins.__version__}"' in card

@@ -3,3 +3,4 @@
 from llama_index.postprocessor.reasonrank_rerank.base import ReasonRankRerank
 
 __all__ = ["ReasonRankRerank"]
+__version__ = "0.2.0"
