@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from ..demo_model import is_embedded
 from . import app
 from .options import CUTOFF, STRATEGY, ranker_spec
 
@@ -115,7 +116,7 @@ def eval_command(
         strategy=strategy, cutoff=cutoff, options=parse_options(option),
     )
     label = (
-        f"scripted-{model}" if backend == "scripted" else (Path(model).stem if model != "demo" else "demo")
+        f"scripted-{model}" if backend == "scripted" else (model if is_embedded(model) else Path(model).stem)
     )
     folder = f"{data.name}-{label}-top{top_k}" + ("" if strategy == "sliding" else f"-{strategy}")
     out = out or Path("runs") / re.sub(r"[^\w.-]+", "_", folder)
