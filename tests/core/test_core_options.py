@@ -43,16 +43,18 @@ def test_the_adapter_fields_are_the_options():
         assert info.description, name
 
 
-@pytest.mark.parametrize(("command", "excluded"), [("rerank", ()), ("serve", ()), ("eval", ("depth",)),
-                                                   ("batch", ("depth",))])
-def test_every_command_that_builds_a_ranker_takes_every_option(command, excluded):
+@pytest.mark.parametrize(("command", "excluded", "defaults"), [
+    ("rerank", (), {}), ("serve", (), {}), ("eval", ("depth",), {}), ("batch", ("depth",), {}),
+    ("demo", ("depth",), {"max_passage_tokens": 100}),  # DL19's web passages
+])
+def test_every_command_that_builds_a_ranker_takes_every_option(command, excluded, defaults):
     click_app = typer.main.get_command(app)
     params = {p.name: p for p in click_app.commands[command].params}
     for name in CLI_OPTIONS:
         if name in excluded:
             continue
         assert name in params, f"{command} lacks --{name}"
-        assert params[name].default == DEFAULTS[name], (command, name)
+        assert params[name].default == defaults.get(name, DEFAULTS[name]), (command, name)
     assert {"base_url", "option", "latency", "max_batch"} <= set(params)
 
 
