@@ -30,8 +30,9 @@ each adapter takes ``api_key`` as its framework's secret type).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .backends import resolve_backend
@@ -142,6 +143,26 @@ def _remote_code(options: Mapping[str, Any]) -> bool:
         or (isinstance(v, Mapping) and _remote_code(v))
         for k, v in options.items()
     )
+
+
+def api_key_from_env() -> str | None:
+    """The first of ``REASONRANK_API_KEY`` and ``OPENAI_API_KEY`` that is set."""
+    return next((os.environ[k] for k in API_KEY_ENV_VARS if os.environ.get(k)), None)
+
+
+def invalid_arguments(component: str, errors: Iterable[Mapping[str, Any]], known: Iterable[str]) -> ValueError:
+    """One ``ValueError`` naming every bad argument of a pydantic component, from
+    ``ValidationError.errors()`` (an unknown one with the closest known name)."""
+    known = list(known)
+    parts = []
+    for error in errors:
+        name = ".".join(str(p) for p in error.get("loc", ())) or "arguments"
+        if error.get("type") == "extra_forbidden":
+            near = difflib.get_close_matches(name, known, n=1)
+            parts.append(f"unknown argument {name!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        else:
+            parts.append(f"{name}: {error.get('msg')}, got {error.get('input')!r:.80}")
+    return ValueError(f"{component}: " + "; ".join(parts))
 
 
 def check_ranker(ranker: object) -> None:
