@@ -81,7 +81,7 @@ def make_ranker(ranker: ReasonRanker | None, options: Mapping[str, Any]) -> Reas
         raise ValueError(f"unknown engine options {sorted(unknown)}; expected some of {ENGINE_OPTIONS}")
     if ranker is not None:
         if not isinstance(ranker, ReasonRanker):
-            raise TypeError(f"ranker must be a ReasonRanker, got {type(ranker).__name__}")
+            raise ValueError(f"ranker must be a ReasonRanker, got {type(ranker).__name__}")
         if given:
             raise ValueError(
                 f"pass either ranker= (a shared ReasonRanker) or engine options, not both: got ranker= "

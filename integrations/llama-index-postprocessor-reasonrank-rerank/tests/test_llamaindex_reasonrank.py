@@ -381,7 +381,13 @@ def test_to_dict_from_dict_and_json_round_trip(index, queries):
     )
     data = rerank.to_dict()
     assert data["class_name"] == "ReasonRankRerank"
-    for restored in (ReasonRankRerank.from_dict(data), ReasonRankRerank.from_json(rerank.to_json())):
+    loaded = (
+        ReasonRankRerank.from_dict(data),
+        ReasonRankRerank.from_json(rerank.to_json()),
+        ReasonRankRerank.model_validate(data),
+        ReasonRankRerank.model_validate_json(rerank.model_dump_json()),
+    )
+    for restored in loaded:
         assert restored.to_dict() == data
         assert (restored.ranker.config.window_size, restored.ranker.config.step) == (4, 2)
         engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[restored])

@@ -343,12 +343,14 @@ async def test_concurrent_first_async_runs_build_the_engine_once(monkeypatch):
     assert len(WordCountBackend.instances[0].requests) == 4
 
 
-async def test_async_warm_up_and_close_hooks():
+async def test_async_warm_up_and_close_hooks_through_the_pipeline():
     ranker = ReasonRankRanker(backend="word-count", model="word-count")
-    await ranker.warm_up_async()
+    pipe = Pipeline()
+    pipe.add_component("ranker", ranker)
+    await pipe.warm_up_async()  # Haystack calls the component's warm_up_async
     await ranker.warm_up_async()
     (backend,) = WordCountBackend.instances
-    await ranker.close_async()
+    await pipe.close_async()
     assert backend.closed and ranker._ranker is None
     await ranker.close_async()
     out = await ranker.run_async("a", docs_of(["a b", "a"]))
@@ -395,7 +397,7 @@ def test_component_to_dict_from_dict_round_trip():
     from haystack.core.serialization import component_from_dict, component_to_dict
 
     ranker = ReasonRankRanker(
-        top_k=2, backend="word-count", model="word-count", window_size=4, title_key="name",
+        top_k=2, backend="word-count", model="word-count", window_size=4, step=2, title_key="name",
         meta_fields_to_embed=["year"], embedding_separator=" - ", score_threshold=0.2,
     )
     data = component_to_dict(ranker, "ranker")
@@ -429,11 +431,13 @@ def test_a_loaded_pipeline_cannot_turn_on_remote_code(store, monkeypatch):
 
 def test_pipeline_yaml_is_loaded_safely(store, tmp_path):
     """A python tag in the component's parameters is refused by Haystack's safe YAML loader, never run."""
+    from haystack.core.errors import DeserializationError
+
     text = pipeline(store, ReasonRankRanker(backend="word-count", model="word-count")).dumps()
     target = tmp_path / "created"
     unsafe = text.replace("backend_options: null", f"backend_options: !!python/object/apply:os.mkdir ['{target}']")
     assert unsafe != text
-    with pytest.raises(Exception):
+    with pytest.raises(DeserializationError, match="unmarshalling"):
         Pipeline.loads(unsafe)
     assert not target.exists()
 

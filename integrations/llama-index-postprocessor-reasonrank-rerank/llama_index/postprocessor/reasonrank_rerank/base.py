@@ -76,6 +76,8 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
 
     def __init__(self, *, ranker: ReasonRanker | None = None, **data: Any) -> None:
         check_ranker(ranker)
+        if data.get("class_name") == self.class_name():
+            del data["class_name"]  # to_dict's tag, so model_validate(to_dict()) loads too
         try:
             super().__init__(**data)
         except ValidationError as error:

@@ -80,7 +80,7 @@ class ReasonRankRanker:
         if api_key is not None and not isinstance(api_key, Secret):
             raise ValueError(f"api_key must be a haystack Secret (Secret.from_env_var), got {type(api_key).__name__}")
         if backend is not None and not isinstance(backend, str):
-            raise TypeError(
+            raise ValueError(
                 "backend must be a backend name; wrap a Backend instance in ranker=ReasonRanker(...)"
             )
         self.top_k = top_k
@@ -155,13 +155,13 @@ class ReasonRankRanker:
     def from_dict(cls, data: dict[str, Any]) -> ReasonRankRanker:
         """Build from :meth:`to_dict`'s output; an unknown init parameter raises ``ValueError``
         naming it, ``trust_remote_code`` in ``backend_options`` needs ``REASONRANK_ALLOW_REMOTE_CODE=1``."""
-        params = data.get("init_parameters", {})
+        params = dict(data.get("init_parameters", {}))  # a copy: the caller's dict is left as it was
         known = set(inspect.signature(cls.__init__).parameters) - {"self", "ranker"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ValueError(f"ReasonRankRanker: unknown init parameters {unknown}; expected some of {sorted(known)}")
         deserialize_secrets_inplace(params, keys=["api_key"])
-        return default_from_dict(cls, data)
+        return default_from_dict(cls, {**data, "init_parameters": params})
 
     @component.output_types(documents=list[Document])
     def run(
