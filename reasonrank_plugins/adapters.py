@@ -112,10 +112,12 @@ def check_threshold(score_threshold: object) -> None:
 def check_documents(documents: object, kind: type, name: str = "documents") -> None:
     """``documents`` is a list (or tuple) of ``kind``."""
     if isinstance(documents, str | bytes) or not isinstance(documents, Sequence):
-        raise ValueError(f"{name} must be a list of {kind.__name__}, got {type(documents).__name__}")
+        msg = f"{name} must be a list of {kind.__name__}, got {type(documents).__name__}"
+        raise ValueError(msg)  # noqa: TRY004 - bad input is a ValueError here
     for n, doc in enumerate(documents):
         if not isinstance(doc, kind):
-            raise ValueError(f"{name}[{n}] must be a {kind.__name__}, got {type(doc).__name__}")
+            msg = f"{name}[{n}] must be a {kind.__name__}, got {type(doc).__name__}"
+            raise ValueError(msg)  # noqa: TRY004 - bad input is a ValueError here
 
 
 def check_backend_options(backend_options: Mapping[str, Any] | None) -> None:
@@ -124,7 +126,8 @@ def check_backend_options(backend_options: Mapping[str, Any] | None) -> None:
     if not backend_options:
         return
     if not isinstance(backend_options, Mapping):
-        raise ValueError(f"backend_options must be a dict, got {type(backend_options).__name__}")
+        msg = f"backend_options must be a dict, got {type(backend_options).__name__}"
+        raise ValueError(msg)  # noqa: TRY004 - bad input is a ValueError here
     if "api_key" in backend_options:
         raise ValueError(
             "backend_options['api_key'] would be serialized as plain text: pass api_key= "
@@ -150,7 +153,9 @@ def api_key_from_env() -> str | None:
     return next((os.environ[k] for k in API_KEY_ENV_VARS if os.environ.get(k)), None)
 
 
-def invalid_arguments(component: str, errors: Iterable[Mapping[str, Any]], known: Iterable[str]) -> ValueError:
+def invalid_arguments(
+    component: str, errors: Iterable[Mapping[str, Any]], known: Iterable[str]
+) -> ValueError:
     """One ``ValueError`` naming every bad argument of a pydantic component, from
     ``ValidationError.errors()`` (an unknown one with the closest known name)."""
     known = list(known)

@@ -94,22 +94,31 @@ def test_a_single_candidate_has_zero_usage_and_no_status():
     with ReasonRanker("overlap", "scripted") as ranker:
         (hit,) = adapters.rerank(ranker, "q", [Passage("only")])
     meta = adapters.annotate({}, hit)
-    assert meta == {adapters.USAGE_KEY: {"prompt_tokens": 0, "completion_tokens": 0}, adapters.NOTE_KEY: adapters.SINGLE_NOTE}
+    assert meta == {
+        adapters.USAGE_KEY: {"prompt_tokens": 0, "completion_tokens": 0},
+        adapters.NOTE_KEY: adapters.SINGLE_NOTE,
+    }
 
 
 def test_failed_windows_report_error_and_on_error_raise_raises():
     with ReasonRanker("fail", "scripted") as ranker:
         hits = adapters.rerank(ranker, "q", [Passage("a"), Passage("b")])
-    assert [h.status for h in hits] == ["error", "error"] and all(h.note.startswith("window error") for h in hits)
+    assert [h.status for h in hits] == ["error", "error"] and all(
+        h.note.startswith("window error") for h in hits
+    )
     with ReasonRanker("fail", "scripted", on_error="raise") as ranker, pytest.raises(ConnectionError):
         adapters.rerank(ranker, "q", [Passage("a"), Passage("b")])
 
 
 def test_to_passage_takes_the_title_key_and_embedded_meta_fields():
     meta = {"title": "BM25", "heading": "Intro", "year": 1994, "blank": ""}
-    p = adapters.to_passage("a ranking function", meta, id="d1", meta_fields_to_embed=["heading", "blank", "year", "gone"])
+    p = adapters.to_passage(
+        "a ranking function", meta, id="d1", meta_fields_to_embed=["heading", "blank", "year", "gone"]
+    )
     assert (p.text, p.title, p.id) == ("Intro\n1994\na ranking function", "BM25", "d1")
-    p = adapters.to_passage("text", {"name": "T"}, title_key="name", embedding_separator=" | ", meta_fields_to_embed=["name"])
+    p = adapters.to_passage(
+        "text", {"name": "T"}, title_key="name", embedding_separator=" | ", meta_fields_to_embed=["name"]
+    )
     assert (p.text, p.title) == ("T | text", "T")
     assert adapters.to_passage("text", meta, title_key=None).title is None
     assert adapters.to_passage("  ", meta, meta_fields_to_embed=["heading"]) == Passage("", id=None)
@@ -146,7 +155,10 @@ def test_a_dumped_shared_ranker_is_refused_by_name():
 
 def test_api_key_goes_to_server_backends_only():
     options = {"model": "served", "backend": "openai", "backend_options": {"base_url": "http://x/v1"}}
-    assert adapters.with_api_key(options, "sk")["backend_options"] == {"base_url": "http://x/v1", "api_key": "sk"}
+    assert adapters.with_api_key(options, "sk")["backend_options"] == {
+        "base_url": "http://x/v1",
+        "api_key": "sk",
+    }
     assert adapters.with_api_key(options, None) == options
     local = {"model": "overlap", "backend": "scripted"}
     assert adapters.with_api_key(local, "sk") == local

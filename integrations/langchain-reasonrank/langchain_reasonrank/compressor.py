@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
@@ -103,7 +103,7 @@ class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
         if not self._shared:
             self._ranker.close()
 
-    def __enter__(self) -> ReasonRankCompressor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -332,7 +332,8 @@ def test_the_title_key_reaches_the_prompt():
 
 def test_score_threshold_usage_and_status_metadata():
     texts = ["one", "one two", "one two three", "one two three four"]
-    compressor = ReasonRankCompressor(top_n=None, backend=ScriptedBackend(score=word_count), score_threshold=0.5)
+    backend = ScriptedBackend(score=word_count)
+    compressor = ReasonRankCompressor(top_n=None, backend=backend, score_threshold=0.5)
     out = compressor.compress_documents(docs_of(texts), "q")
     assert [d.id for d in out] == ["d3", "d2", "d1"]  # scores 1, 3/4, 1/2; 1/4 is below
     result = compressor.ranker.rerank("q", texts)  # the same single window, run again
@@ -348,8 +349,14 @@ def test_score_threshold_usage_and_status_metadata():
 
 def test_dump_and_validate_round_trip_in_pydantic(store, queries):
     compressor = ReasonRankCompressor(
-        top_n=3, model="x", backend="options", window_size=4, step=2, score_threshold=0.1,
-        title_key="name", keep_retrieval_score=True,
+        top_n=3,
+        model="x",
+        backend="options",
+        window_size=4,
+        step=2,
+        score_threshold=0.1,
+        title_key="name",
+        keep_retrieval_score=True,
     )
     dumped = compressor.model_dump()
     restored = ReasonRankCompressor.model_validate(json.loads(compressor.model_dump_json()))
@@ -380,7 +387,9 @@ def test_api_key_is_a_secret_never_dumped_and_reaches_server_backends_only(monke
     ReasonRankCompressor(model="local", backend="options")
     server, reloaded, local = OptionsBackend.instances
     assert (server.options, reloaded.options, local.options) == (
-        {"api_key": "sk-given"}, {"api_key": "sk-from-env"}, {},
+        {"api_key": "sk-given"},
+        {"api_key": "sk-from-env"},
+        {},
     )
     assert restored.api_key.get_secret_value() == "sk-from-env"
     with pytest.raises(ValueError, match=r"backend_options\['api_key'\].*plain text"):

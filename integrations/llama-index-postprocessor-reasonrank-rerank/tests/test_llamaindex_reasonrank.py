@@ -280,14 +280,17 @@ def test_a_failed_or_late_window_leaves_a_note():
     for key in (NOTE_KEY, STATUS_KEY, USAGE_KEY):
         assert key not in out[0].node.get_content(metadata_mode=MetadataMode.LLM)
     with pytest.raises(ConnectionError):  # model trouble raises only when asked to
-        ReasonRankRerank(model="fail", backend="scripted", on_error="raise").postprocess_nodes(nodes, query_str="q")
+        raising = ReasonRankRerank(model="fail", backend="scripted", on_error="raise")
+        raising.postprocess_nodes(nodes, query_str="q")
 
     late = ReasonRankRerank(
         top_n=None, model="overlap", backend="scripted", timeout=0.2, backend_options={"latency": 30}
     )
     out = late.postprocess_nodes(list(reversed(nodes)), query_str="alpha beta")
     assert [n.node.node_id for n in out] == ["n1", "n0"]
-    assert [n.node.metadata for n in out] == [{NOTE_KEY: TIMEOUT_NOTE, STATUS_KEY: "timeout", USAGE_KEY: NO_USAGE}] * 2
+    assert [n.node.metadata for n in out] == [
+        {NOTE_KEY: TIMEOUT_NOTE, STATUS_KEY: "timeout", USAGE_KEY: NO_USAGE}
+    ] * 2
 
 
 def test_unknown_and_bad_arguments_raise_value_errors_naming_them():
@@ -343,9 +346,18 @@ def test_close_and_context_manager_free_the_engine_a_shared_ranker_stays_open():
 def test_the_title_key_reaches_the_prompt_once_and_other_metadata_as_embedded():
     backend = ScriptedBackend()
     nodes = [
-        NodeWithScore(node=TextNode(id_="a", text="bm25 is a ranking function", metadata={"title": "Okapi BM25", "year": 1994})),
         NodeWithScore(
-            node=TextNode(id_="b", text="dense retrieval", metadata={"name": "N2"}, excluded_embed_metadata_keys=["name"])
+            node=TextNode(
+                id_="a", text="bm25 is a ranking function", metadata={"title": "Okapi BM25", "year": 1994}
+            )
+        ),
+        NodeWithScore(
+            node=TextNode(
+                id_="b",
+                text="dense retrieval",
+                metadata={"name": "N2"},
+                excluded_embed_metadata_keys=["name"],
+            )
         ),
     ]
     ReasonRankRerank(backend=backend).postprocess_nodes(nodes, query_str="bm25")
@@ -376,8 +388,14 @@ def test_score_threshold_usage_and_status_metadata():
 
 def test_to_dict_from_dict_and_json_round_trip(index, queries):
     rerank = ReasonRankRerank(
-        top_n=3, model="x", backend="options", window_size=4, step=2, score_threshold=0.1,
-        title_key="name", keep_retrieval_score=True,
+        top_n=3,
+        model="x",
+        backend="options",
+        window_size=4,
+        step=2,
+        score_threshold=0.1,
+        title_key="name",
+        keep_retrieval_score=True,
     )
     data = rerank.to_dict()
     assert data["class_name"] == "ReasonRankRerank"
@@ -390,7 +408,9 @@ def test_to_dict_from_dict_and_json_round_trip(index, queries):
     for restored in loaded:
         assert restored.to_dict() == data
         assert (restored.ranker.config.window_size, restored.ranker.config.step) == (4, 2)
-        engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[restored])
+        engine = index.as_query_engine(
+            llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[restored]
+        )
         want = index.as_query_engine(llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[rerank])
         got, expect = engine.query(queries["0"]).source_nodes, want.query(queries["0"]).source_nodes
         assert [(n.node.node_id, n.score) for n in got] == [(n.node.node_id, n.score) for n in expect]
@@ -417,7 +437,9 @@ def test_api_key_is_a_secret_never_dumped_and_reaches_server_backends_only(monke
     ReasonRankRerank(model="local", backend="options")
     server, reloaded, local = OptionsBackend.instances
     assert (server.options, reloaded.options, local.options) == (
-        {"api_key": "sk-given"}, {"api_key": "sk-from-env"}, {},
+        {"api_key": "sk-given"},
+        {"api_key": "sk-from-env"},
+        {},
     )
     assert restored.api_key.get_secret_value() == "sk-from-env"
     with pytest.raises(ValueError, match=r"backend_options\['api_key'\].*plain text"):

@@ -198,7 +198,8 @@ def test_dedupe_top_k_threshold_and_empty_content():
 
     assert [d.id for d in out] == ["long", "short", "blank"]
     assert [d.score for d in out] == [1.0, 2 / 3, 1 / 3]
-    assert out[-1].meta == {"k": 1, NOTE_KEY: "empty content: ranked last without the model", USAGE_KEY: NO_USAGE}
+    empty_note = "empty content: ranked last without the model"
+    assert out[-1].meta == {"k": 1, NOTE_KEY: empty_note, USAGE_KEY: NO_USAGE}
     assert docs[0].score == 0.9 and docs[0].meta == {"k": 1}  # input untouched
     assert [d.id for d in ranker.run("q", docs, top_k=1)["documents"]] == ["long"]
     thresholded = ReasonRankRanker(backend="word-count", model="word-count", score_threshold=0.5)
@@ -255,7 +256,12 @@ def docs_of(texts: list[str]) -> list[Document]:
 
 def test_strategy_init_parameters_round_trip_and_tdpart_reranks():
     ranker = ReasonRankRanker(
-        top_k=4, model="overlap", backend="scripted", depth=8, timeout=30.0, on_error="raise",
+        top_k=4,
+        model="overlap",
+        backend="scripted",
+        depth=8,
+        timeout=30.0,
+        on_error="raise",
         **TDPART_CASE["options"],
     )
     data = ranker.to_dict()
@@ -263,7 +269,9 @@ def test_strategy_init_parameters_round_trip_and_tdpart_reranks():
 
     assert data["init_parameters"] | TDPART_CASE["options"] == data["init_parameters"]
     assert {k: data["init_parameters"][k] for k in ("depth", "timeout", "on_error")} == {
-        "depth": 8, "timeout": 30.0, "on_error": "raise",
+        "depth": 8,
+        "timeout": 30.0,
+        "on_error": "raise",
     }
     assert restored.options == ranker.options
     out = restored.run(OVERLAP_QUERY, docs_of(TDPART_CASE["texts"]))["documents"]
@@ -397,15 +405,28 @@ def test_component_to_dict_from_dict_round_trip():
     from haystack.core.serialization import component_from_dict, component_to_dict
 
     ranker = ReasonRankRanker(
-        top_k=2, backend="word-count", model="word-count", window_size=4, step=2, title_key="name",
-        meta_fields_to_embed=["year"], embedding_separator=" - ", score_threshold=0.2,
+        top_k=2,
+        backend="word-count",
+        model="word-count",
+        window_size=4,
+        step=2,
+        title_key="name",
+        meta_fields_to_embed=["year"],
+        embedding_separator=" - ",
+        score_threshold=0.2,
     )
     data = component_to_dict(ranker, "ranker")
     restored = component_from_dict(ReasonRankRanker, data, "ranker")
     assert component_to_dict(restored, "ranker") == data
-    assert (restored.title_key, restored.meta_fields_to_embed, restored.embedding_separator) == ("name", ["year"], " - ")
+    assert (restored.title_key, restored.meta_fields_to_embed, restored.embedding_separator) == (
+        "name",
+        ["year"],
+        " - ",
+    )
     docs = docs_of(["one", "one two three"])
-    assert [d.id for d in restored.run("q", docs)["documents"]] == [d.id for d in ranker.run("q", docs)["documents"]]
+    assert [d.id for d in restored.run("q", docs)["documents"]] == [
+        d.id for d in ranker.run("q", docs)["documents"]
+    ]
 
 
 def test_a_loaded_pipeline_cannot_turn_on_remote_code(store, monkeypatch):
@@ -435,7 +456,9 @@ def test_pipeline_yaml_is_loaded_safely(store, tmp_path):
 
     text = pipeline(store, ReasonRankRanker(backend="word-count", model="word-count")).dumps()
     target = tmp_path / "created"
-    unsafe = text.replace("backend_options: null", f"backend_options: !!python/object/apply:os.mkdir ['{target}']")
+    unsafe = text.replace(
+        "backend_options: null", f"backend_options: !!python/object/apply:os.mkdir ['{target}']"
+    )
     assert unsafe != text
     with pytest.raises(DeserializationError, match="unmarshalling"):
         Pipeline.loads(unsafe)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from llama_index.core.bridge.pydantic import (
     ConfigDict,
@@ -113,7 +113,7 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
         if not self._shared:
             self._ranker.close()
 
-    def __enter__(self) -> ReasonRankRerank:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -138,7 +138,9 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
             return []
         query, passages = self._start(nodes, query_bundle)
         with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            out = self._nodes(nodes, await arerank(self._ranker, query, passages, self.top_n, self.score_threshold))
+            out = self._nodes(
+                nodes, await arerank(self._ranker, query, passages, self.top_n, self.score_threshold)
+            )
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out

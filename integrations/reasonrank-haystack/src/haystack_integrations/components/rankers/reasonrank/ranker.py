@@ -78,7 +78,9 @@ class ReasonRankRanker:
         check_backend_options(backend_options)
         _check_text_options(title_key, meta_fields_to_embed, embedding_separator)
         if api_key is not None and not isinstance(api_key, Secret):
-            raise ValueError(f"api_key must be a haystack Secret (Secret.from_env_var), got {type(api_key).__name__}")
+            raise ValueError(
+                f"api_key must be a haystack Secret (Secret.from_env_var), got {type(api_key).__name__}"
+            )
         if backend is not None and not isinstance(backend, str):
             raise ValueError(
                 "backend must be a backend name; wrap a Backend instance in ranker=ReasonRanker(...)"
@@ -159,7 +161,9 @@ class ReasonRankRanker:
         known = set(inspect.signature(cls.__init__).parameters) - {"self", "ranker"}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ValueError(f"ReasonRankRanker: unknown init parameters {unknown}; expected some of {sorted(known)}")
+            raise ValueError(
+                f"ReasonRankRanker: unknown init parameters {unknown}; expected some of {sorted(known)}"
+            )
         deserialize_secrets_inplace(params, keys=["api_key"])
         return default_from_dict(cls, {**data, "init_parameters": params})
 
@@ -229,7 +233,8 @@ def _check_text_options(title_key: object, meta_fields: object, separator: objec
     ):
         raise ValueError(f"meta_fields_to_embed must be a list of metadata keys, got {meta_fields!r}")
     if not isinstance(separator, str):
-        raise ValueError(f"embedding_separator must be a str, got {separator!r}")
+        msg = f"embedding_separator must be a str, got {separator!r}"
+        raise ValueError(msg)  # noqa: TRY004 - bad input is a ValueError here
 
 
 def _dedupe(documents: list[Document]) -> list[Document]:
