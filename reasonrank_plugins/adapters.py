@@ -95,6 +95,20 @@ def make_ranker(ranker: ReasonRanker | None, options: Mapping[str, Any]) -> Reas
     return ReasonRanker(**given, **backend_options)
 
 
+def build_for(component: Any, ranker: ReasonRanker | None) -> ReasonRanker:
+    """The engine of a pydantic adapter (LlamaIndex, LangChain): its ``top_n``, ``score_threshold``
+    and ``backend_options`` checked, then ``ranker`` or one built from the engine fields it was
+    given explicitly, with its ``api_key`` (a ``SecretStr``) for a server backend."""
+    check_top_k(component.top_n, "top_n")
+    check_threshold(component.score_threshold)
+    check_backend_options(component.backend_options)
+    options = {k: getattr(component, k) for k in ENGINE_OPTIONS if k in component.model_fields_set}
+    if ranker is not None:
+        return make_ranker(ranker, options)
+    key = component.api_key.get_secret_value() if component.api_key else None
+    return make_ranker(None, with_api_key(options, key))
+
+
 def check_top_k(top_k: object, name: str = "top_k") -> None:
     """``None`` keeps every document; otherwise a positive int."""
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):

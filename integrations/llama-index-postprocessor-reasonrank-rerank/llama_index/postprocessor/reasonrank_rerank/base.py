@@ -23,22 +23,17 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
 from reasonrank_plugins.adapter_fields import EngineFields
 from reasonrank_plugins.adapters import (
-    ENGINE_OPTIONS,
     META_KEYS,
     SHARED_RANKER,
     annotate,
     api_key_from_env,
     arerank,
-    check_backend_options,
+    build_for,
     check_documents,
     check_ranker,
-    check_threshold,
-    check_top_k,
     invalid_arguments,
-    make_ranker,
     rerank,
     to_passage,
-    with_api_key,
 )
 
 dispatcher = get_dispatcher(__name__)
@@ -82,12 +77,7 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
             super().__init__(**data)
         except ValidationError as error:
             raise invalid_arguments(type(self).__name__, error.errors(), type(self).model_fields) from None
-        check_top_k(self.top_n, "top_n")
-        check_threshold(self.score_threshold)
-        check_backend_options(self.backend_options)
-        options = {k: getattr(self, k) for k in ENGINE_OPTIONS if k in self.model_fields_set}
-        key = self.api_key.get_secret_value() if self.api_key else None
-        self._ranker = make_ranker(ranker, options if ranker else with_api_key(options, key))
+        self._ranker = build_for(self, ranker)
         self._shared = ranker is not None
 
     @model_serializer(mode="wrap")
