@@ -18,6 +18,7 @@ from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.load import dumps
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_reasonrank import ReasonRankCompressor
 
@@ -383,6 +384,7 @@ def test_api_key_is_a_secret_never_dumped_and_reaches_server_backends_only(monke
     assert given.api_key.get_secret_value() == "sk-given" and "sk-given" not in repr(given)
     dumped = given.model_dump_json()
     assert "sk-given" not in dumped and "api_key" not in json.loads(dumped)
+    assert "sk-given" not in dumps(given)  # LangChain's own dump: not serializable, its repr masks the key
     restored = ReasonRankCompressor.model_validate_json(dumped)  # the key comes from the environment
     ReasonRankCompressor(model="local", backend="options")
     server, reloaded, local = OptionsBackend.instances
