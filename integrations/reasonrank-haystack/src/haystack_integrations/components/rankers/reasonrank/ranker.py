@@ -40,10 +40,11 @@ class ReasonRankRanker:
     rank one: empty, or its window failed or ran out of time), ``meta["reasonrank_status"]`` and
     ``meta["reasonrank_usage"]``. ``meta[title_key]`` is the passage title in the prompt, and the
     ``meta_fields_to_embed`` go before the content, joined by ``embedding_separator``, as in
-    Haystack's other rankers. Engine options left at ``None`` take
-    the engine's defaults (the demo model on llama.cpp, windows of 20, step 10, ``strategy="sliding"``;
-    ``"tdpart"`` partitions top-down around the ``cutoff``-th result). ``api_key`` is passed on for
-    the ``openai`` backend only. ``ranker=`` shares an existing ``ReasonRanker`` (not serializable; ``close`` leaves it open).
+    Haystack's other rankers. Engine options left at ``None`` take the engine's defaults (the demo
+    model on llama.cpp, windows of 20, step 10, ``strategy="sliding"``; ``"tdpart"`` partitions
+    top-down around the ``cutoff``-th result). ``api_key`` is passed on for the ``openai`` backend
+    only. ``ranker=`` shares an existing ``ReasonRanker`` (not serializable; ``close`` leaves it
+    open). ``trust_remote_code`` in ``backend_options`` needs ``REASONRANK_ALLOW_REMOTE_CODE=1``.
     """
 
     def __init__(
