@@ -57,6 +57,9 @@ class RankedPassage:
     passage: Passage
     reasoning: str | None  # reasoning of the window that placed it last (None: not ranked by the model)
     note: str | None = None
+    status: str | None = None  # status of the window that placed it last (None: no window held it)
+    prompt_tokens: int = 0  # summed over every window that held it
+    completion_tokens: int = 0
 
 
 @dataclass
@@ -122,18 +125,30 @@ class RerankResult:
             return TIMEOUT_NOTE
         return None
 
+    def usage_for(self, index: int) -> tuple[int, int]:
+        """Prompt and completion tokens of every window that contained input ``index``."""
+        held = [w for w in self.windows if index in w.indices]
+        return sum(w.prompt_tokens for w in held), sum(w.completion_tokens for w in held)
+
     @property
     def hits(self) -> list[RankedPassage]:
         """The ranked passages, cut to ``top_k`` when one was given."""
         count = len(self.order) if self.top_k is None else min(self.top_k, len(self.order))
-        return [
-            RankedPassage(
-                index=i,
-                rank=r,
-                score=self.scores[r],
-                passage=self.passages[i],
-                reasoning=self.reasoning_for(i),
-                note=self.note_for(i),
+        hits = []
+        for r, i in enumerate(self.order[:count]):
+            window = self.last_window(i)
+            prompt_tokens, completion_tokens = self.usage_for(i)
+            hits.append(
+                RankedPassage(
+                    index=i,
+                    rank=r,
+                    score=self.scores[r],
+                    passage=self.passages[i],
+                    reasoning=None if window is None else window.reasoning,
+                    note=self.note_for(i),
+                    status=None if window is None else str(window.status),
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
             )
-            for r, i in enumerate(self.order[:count])
-        ]
+        return hits

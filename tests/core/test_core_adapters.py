@@ -65,3 +65,114 @@ def test_the_pydantic_fields_are_the_engine_options():
     assert fields.model_fields_set == {"model", "backend", "strategy", "cutoff"}  # only these are passed on
     with fields.build_ranker(None) as ranker:
         assert (ranker.model, ranker.config.strategy, ranker.config.cutoff) == ("scripted-overlap", "tdpart", 3)
+
+
+def test_hits_carry_the_usage_of_their_windows_and_the_last_status():
+    """Window 4, step 2 over 8 runs [4, 8), [2, 6), [0, 4): the best passages are in several."""
+    with ReasonRanker("overlap", "scripted", window_size=4, step=2) as ranker:
+        result = ranker.rerank(OVERLAP_QUERY, TEXTS)
+        hits = adapters.rerank(ranker, OVERLAP_QUERY, [Passage(t) for t in TEXTS])
+    assert len(result.windows) == 3
+    by_index = {h.index: h for h in hits}
+    for i, hit in by_index.items():
+        held = [w for w in result.windows if i in w.indices]
+        assert (hit.prompt_tokens, hit.completion_tokens) == (
+            sum(w.prompt_tokens for w in held), sum(w.completion_tokens for w in held)
+        )
+    twice = [i for i in by_index if sum(i in w.indices for w in result.windows) > 1]
+    assert twice and by_index[twice[0]].prompt_tokens > by_index[6].prompt_tokens > 0  # 6: one window
+    assert {h.status for h in hits} == {"ok"}
+    meta = adapters.annotate({"reasonrank_status": "stale", "k": 1}, by_index[twice[0]])
+    assert meta["k"] == 1 and meta[adapters.STATUS_KEY] == "ok"
+    assert meta[adapters.USAGE_KEY] == {
+        "prompt_tokens": by_index[twice[0]].prompt_tokens,
+        "completion_tokens": by_index[twice[0]].completion_tokens,
+    }
+
+
+def test_a_single_candidate_has_zero_usage_and_no_status():
+    with ReasonRanker("overlap", "scripted") as ranker:
+        (hit,) = adapters.rerank(ranker, "q", [Passage("only")])
+    meta = adapters.annotate({}, hit)
+    assert meta == {
+        adapters.USAGE_KEY: {"prompt_tokens": 0, "completion_tokens": 0},
+        adapters.NOTE_KEY: adapters.SINGLE_NOTE,
+    }
+
+
+def test_failed_windows_report_error_and_on_error_raise_raises():
+    with ReasonRanker("fail", "scripted") as ranker:
+        hits = adapters.rerank(ranker, "q", [Passage("a"), Passage("b")])
+    assert [h.status for h in hits] == ["error", "error"] and all(
+        h.note.startswith("window error") for h in hits
+    )
+    with ReasonRanker("fail", "scripted", on_error="raise") as ranker, pytest.raises(ConnectionError):
+        adapters.rerank(ranker, "q", [Passage("a"), Passage("b")])
+
+
+def test_to_passage_takes_the_title_key_and_embedded_meta_fields():
+    meta = {"title": "BM25", "heading": "Intro", "year": 1994, "blank": ""}
+    p = adapters.to_passage(
+        "a ranking function", meta, id="d1", meta_fields_to_embed=["heading", "blank", "year", "gone"]
+    )
+    assert (p.text, p.title, p.id) == ("Intro\n1994\na ranking function", "BM25", "d1")
+    p = adapters.to_passage(
+        "text", {"name": "T"}, title_key="name", embedding_separator=" | ", meta_fields_to_embed=["name"]
+    )
+    assert (p.text, p.title) == ("T | text", "T")
+    assert adapters.to_passage("text", meta, title_key=None).title is None
+    assert adapters.to_passage("  ", meta, meta_fields_to_embed=["heading"]) == Passage("", id=None)
+
+
+def test_the_title_reaches_the_prompt():
+    backend = ScriptedBackend()
+    with ReasonRanker(backend=backend) as ranker:
+        adapters.rerank(ranker, "q", [adapters.to_passage(t, {"title": f"T{t}"}) for t in ("a", "b")])
+    prompt = backend.requests[0].messages[-1]["content"]
+    assert "[1] Title: Ta Content: a" in prompt and "[2] Title: Tb Content: b" in prompt
+
+
+def test_backend_options_refuse_remote_code_and_plain_api_keys(monkeypatch):
+    monkeypatch.delenv(adapters.REMOTE_CODE_ENV, raising=False)
+    adapters.check_backend_options({"device": "cpu", "trust_remote_code": False})
+    for options in ({"trust_remote_code": True}, {"model_kwargs": {"trust_remote_code": "yes"}}):
+        with pytest.raises(ValueError, match="trust_remote_code.*REASONRANK_ALLOW_REMOTE_CODE=1"):
+            adapters.check_backend_options(options)
+    with pytest.raises(ValueError, match=r"api_key.*plain text"):
+        adapters.check_backend_options({"api_key": "sk-x"})
+    with pytest.raises(ValueError, match="backend_options must be a dict"):
+        adapters.check_backend_options(["trust_remote_code"])
+    monkeypatch.setenv(adapters.REMOTE_CODE_ENV, "1")
+    adapters.check_backend_options({"trust_remote_code": True})
+
+
+def test_a_dumped_shared_ranker_is_refused_by_name():
+    with pytest.raises(ValueError, match="built with ranker="):
+        adapters.check_ranker(adapters.SHARED_RANKER)
+    with pytest.raises(ValueError, match="ranker must be a ReasonRanker"):
+        adapters.check_ranker({"model": "demo"})
+
+
+def test_api_key_goes_to_server_backends_only():
+    options = {"model": "served", "backend": "openai", "backend_options": {"base_url": "http://x/v1"}}
+    assert adapters.with_api_key(options, "sk")["backend_options"] == {
+        "base_url": "http://x/v1",
+        "api_key": "sk",
+    }
+    assert adapters.with_api_key(options, None) == options
+    local = {"model": "overlap", "backend": "scripted"}
+    assert adapters.with_api_key(local, "sk") == local
+
+
+@pytest.mark.parametrize("bad", ["0.5", True, [0.5]])
+def test_score_threshold_must_be_a_number(bad):
+    with ReasonRanker("overlap", "scripted") as ranker, pytest.raises(ValueError, match="score_threshold"):
+        adapters.rerank(ranker, "q", [Passage("a"), Passage("b")], score_threshold=bad)
+
+
+def test_check_documents_names_the_bad_entry():
+    adapters.check_documents([Passage("a")], Passage)
+    with pytest.raises(ValueError, match=r"documents\[1\] must be a Passage, got str"):
+        adapters.check_documents([Passage("a"), "b"], Passage)
+    with pytest.raises(ValueError, match="must be a list of Passage, got str"):
+        adapters.check_documents("ab", Passage)

@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables import RunnableLambda
-from pydantic import Field, PrivateAttr
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
 from reasonrank_plugins.adapter_fields import EngineFields
-from reasonrank_plugins.adapters import annotate, arerank, check_top_k, rerank
+from reasonrank_plugins.adapters import (
+    SHARED_RANKER,
+    annotate,
+    api_key_from_env,
+    arerank,
+    build_for,
+    check_documents,
+    check_ranker,
+    invalid_arguments,
+    rerank,
+    to_passage,
+)
 
 SCORE_KEY = "relevance_score"
+
+
+def _env_key() -> SecretStr | None:
+    key = api_key_from_env()
+    return None if key is None else SecretStr(key)
 
 
 class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
@@ -22,28 +46,63 @@ class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
 
     ``ContextualCompressionRetriever(base_compressor=ReasonRankCompressor(top_n=5), base_retriever=r)``.
     Returns copies in rank order (``Document.id`` and metadata kept, the input untouched) with
-    ``metadata["relevance_score"]`` and ``metadata["reasonrank_reasoning"]``. The engine is built
-    once; pass ``ranker=`` to share one ``ReasonRanker``. Callbacks see a "ReasonRankCompressor" run.
+    ``metadata["relevance_score"]``, ``["reasonrank_reasoning"]``, ``["reasonrank_status"]`` and
+    ``["reasonrank_usage"]``; ``metadata[title_key]`` is the passage title in the prompt. The engine
+    is built once; pass ``ranker=`` to share one ``ReasonRanker`` (the dump of such a compressor
+    cannot be loaded back). ``api_key`` (for the ``openai`` backend; default: ``REASONRANK_API_KEY``
+    or ``OPENAI_API_KEY``) is never dumped. ``close()`` (or ``with``) frees the engine it built.
+    Unknown arguments raise ``ValueError``. Callbacks see a "ReasonRankCompressor" run.
     """
 
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
     top_n: int | None = Field(default=5, description="Documents to return; None keeps all.")
+    score_threshold: float | None = Field(default=None, description="Drop documents scoring below it.")
+    title_key: str | None = Field(default="title", description="Metadata key of the title; None: no title.")
     keep_retrieval_score: bool = Field(
         default=False, description="Move an existing relevance_score to metadata['retrieval_score']."
     )
+    api_key: SecretStr | None = Field(
+        default_factory=_env_key, exclude=True, description="Key for the openai backend; never dumped."
+    )
     _ranker: ReasonRanker = PrivateAttr()
+    _shared: bool = PrivateAttr(default=False)
 
     def __init__(self, *, ranker: ReasonRanker | None = None, **data: Any) -> None:
-        super().__init__(**data)
-        check_top_k(self.top_n, "top_n")
-        self._ranker = self.build_ranker(ranker)
+        check_ranker(ranker)
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise invalid_arguments(type(self).__name__, error.errors(), type(self).model_fields) from None
+        self._ranker = build_for(self, ranker)
+        self._shared = ranker is not None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self._shared:
+            data["ranker"] = SHARED_RANKER  # loading it back refuses, rather than building the demo model
+        return data
 
     @property
     def ranker(self) -> ReasonRanker:
         return self._ranker
 
+    def close(self) -> None:
+        """Free the engine this compressor built; a shared ``ranker=`` stays open. Idempotent."""
+        if not self._shared:
+            self._ranker.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
+        check_documents(documents, Document)
         if not documents:
             return []
         return self._runnable().invoke({"query": query, "documents": documents}, {"callbacks": callbacks})
@@ -51,6 +110,7 @@ class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
+        check_documents(documents, Document)
         if not documents:
             return []
         return await self._runnable().ainvoke(
@@ -62,11 +122,18 @@ class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
 
     def _rank(self, inputs: dict[str, Any]) -> list[Document]:
         docs = inputs["documents"]
-        return self._copies(docs, rerank(self._ranker, inputs["query"], _passages(docs), self.top_n))
+        hits = rerank(self._ranker, inputs["query"], self._passages(docs), self.top_n, self.score_threshold)
+        return self._copies(docs, hits)
 
     async def _arank(self, inputs: dict[str, Any]) -> list[Document]:
         docs = inputs["documents"]
-        return self._copies(docs, await arerank(self._ranker, inputs["query"], _passages(docs), self.top_n))
+        hits = await arerank(
+            self._ranker, inputs["query"], self._passages(docs), self.top_n, self.score_threshold
+        )
+        return self._copies(docs, hits)
+
+    def _passages(self, docs: Sequence[Document]) -> list[Passage]:
+        return [to_passage(d.page_content, d.metadata, id=d.id, title_key=self.title_key) for d in docs]
 
     def _copies(self, docs: Sequence[Document], hits: list[RankedPassage]) -> list[Document]:
         out = []
@@ -81,7 +148,3 @@ class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
             meta[SCORE_KEY] = hit.score
             out.append(doc.model_copy(update={"metadata": meta}))
         return out
-
-
-def _passages(docs: Sequence[Document]) -> list[Passage]:
-    return [Passage(doc.page_content, id=doc.id) for doc in docs]

@@ -10,6 +10,7 @@ import os
 import re
 import zlib
 from pathlib import Path
+from typing import ClassVar
 from unittest.mock import AsyncMock
 
 import pytest
@@ -17,11 +18,20 @@ from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.load import dumps
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_reasonrank import ReasonRankCompressor
 
 from reasonrank_plugins import ReasonRanker, adapters
-from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
+from reasonrank_plugins.adapters import (
+    NOTE_KEY,
+    REASONING_KEY,
+    REMOTE_CODE_ENV,
+    RETRIEVAL_SCORE_KEY,
+    STATUS_KEY,
+    USAGE_KEY,
+)
+from reasonrank_plugins.backends import BACKENDS
 from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend, parse_window
 from reasonrank_plugins.types import TIMEOUT_NOTE
 
@@ -29,6 +39,24 @@ DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4
 NOVELEVAL = DATA / "noveleval"
 QUERY_IDS = ("0", "1", "2", "3", "4")
 RETRIEVED = 6
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0}
+
+
+class OptionsBackend(ScriptedBackend):
+    """A scripted backend that ``load_backend`` builds by name and that records its options."""
+
+    instances: ClassVar[list[OptionsBackend]] = []
+
+    def __init__(self, model: str, **options: object) -> None:
+        super().__init__(model_name=model)
+        self.options = options
+        OptionsBackend.instances.append(self)
+
+
+@pytest.fixture(autouse=True)
+def options_backend(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "options", f"{__name__}:OptionsBackend")
+    monkeypatch.setattr(OptionsBackend, "instances", [])
 
 
 def word_count(query: str, content: str) -> float:
@@ -166,7 +194,7 @@ def test_copies_keep_ids_and_metadata_and_never_mutate_input():
     assert compressor.compress_documents([], "q") == []
     (single,) = compressor.compress_documents([Document("only one", id="lone")], "q")
     assert single.id == "lone"
-    assert single.metadata == {"relevance_score": 1.0, NOTE_KEY: adapters.SINGLE_NOTE}
+    assert single.metadata == {"relevance_score": 1.0, NOTE_KEY: adapters.SINGLE_NOTE, USAGE_KEY: NO_USAGE}
     assert backend.requests == []
 
     docs = [
@@ -223,7 +251,11 @@ def test_a_failed_or_late_window_leaves_a_note():
     out = failing.compress_documents(docs, "alpha beta")
     assert [d.id for d in out] == ["d0", "d1"]
     note = "window error: ConnectionError: the scripted model 'fail' is down; left in its prior order"
-    assert [d.metadata for d in out] == [{NOTE_KEY: note, "relevance_score": s} for s in (1.0, 0.5)]
+    assert [d.metadata for d in out] == [
+        {NOTE_KEY: note, STATUS_KEY: "error", USAGE_KEY: NO_USAGE, "relevance_score": s} for s in (1.0, 0.5)
+    ]
+    with pytest.raises(ConnectionError):  # model trouble raises only when asked to
+        ReasonRankCompressor(model="fail", backend="scripted", on_error="raise").compress_documents(docs, "q")
 
     late = ReasonRankCompressor(
         top_n=None, model="overlap", backend="scripted", timeout=0.2, backend_options={"latency": 30}
@@ -231,6 +263,152 @@ def test_a_failed_or_late_window_leaves_a_note():
     out = late.compress_documents(list(reversed(docs)), "alpha beta")
     assert [d.id for d in out] == ["d1", "d0"]
     assert [d.metadata[NOTE_KEY] for d in out] == [TIMEOUT_NOTE] * 2
+    assert [d.metadata[STATUS_KEY] for d in out] == ["timeout"] * 2
+
+
+def test_unknown_and_bad_arguments_raise_value_errors_naming_them():
+    with pytest.raises(ValueError, match=r"unknown argument 'top_k' \(did you mean 'top_n'\?\)"):
+        ReasonRankCompressor(top_k=3)
+    with pytest.raises(ValueError, match="unknown argument 'windowsize'"):
+        ReasonRankCompressor.model_validate({"model": "overlap", "backend": "scripted", "windowsize": 4})
+    for bad, name in (
+        ({"top_n": 0}, "top_n"),
+        ({"top_n": "many"}, "top_n"),
+        ({"score_threshold": "high"}, "score_threshold"),
+        ({"title_key": 3}, "title_key"),
+        ({"on_error": "ignore"}, "on_error"),
+        ({"backend_options": ["latency"]}, "backend_options"),
+        ({"ranker": "a ranker"}, "ranker"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            ReasonRankCompressor(model="overlap", backend="scripted", **bad)
+    compressor = ReasonRankCompressor(model="overlap", backend="scripted")
+    for docs, message in (
+        (["a text"], r"documents\[0\] must be a Document, got str"),
+        ("a text", "documents must be a list of Document, got str"),
+        ([Document("a"), None], r"documents\[1\] must be a Document, got NoneType"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            compressor.compress_documents(docs, "q")
+    for query in ("", "   ", None):
+        with pytest.raises(ValueError, match="query"):
+            compressor.compress_documents(docs_of(["a", "b"]), query)
+
+
+async def test_bad_documents_are_refused_on_the_async_path_too():
+    compressor = ReasonRankCompressor(model="overlap", backend="scripted")
+    with pytest.raises(ValueError, match=r"documents\[0\] must be a Document"):
+        await compressor.acompress_documents([{"page_content": "a"}], "q")
+
+
+def test_close_and_context_manager_free_the_engine_a_shared_ranker_stays_open():
+    with ReasonRankCompressor(model="x", backend="options") as compressor:
+        assert compressor.compress_documents(docs_of(["a b", "a"]), "a b")
+    (backend,) = OptionsBackend.instances
+    assert backend.closed
+    compressor.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        compressor.compress_documents(docs_of(["a b", "a"]), "a b")
+
+    shared = ReasonRanker(backend=ScriptedBackend())
+    with ReasonRankCompressor(ranker=shared):
+        pass
+    assert shared.rerank("q", ["a", "b"]).order  # a shared engine stays open
+
+
+def test_the_title_key_reaches_the_prompt():
+    backend = ScriptedBackend()
+    docs = [
+        Document("bm25 is a ranking function", metadata={"title": "Okapi BM25", "name": "N1"}),
+        Document("dense retrieval", metadata={"name": "N2"}),
+    ]
+    ReasonRankCompressor(backend=backend).compress_documents(docs, "bm25")
+    ReasonRankCompressor(backend=backend, title_key="name").compress_documents(docs, "bm25")
+    ReasonRankCompressor(backend=backend, title_key=None).compress_documents(docs, "bm25")
+    default, named, untitled = (parse_window(r.messages)[1] for r in backend.requests)
+    assert default == ["Title: Okapi BM25 Content: bm25 is a ranking function", "dense retrieval"]
+    assert named == ["Title: N1 Content: bm25 is a ranking function", "Title: N2 Content: dense retrieval"]
+    assert untitled == ["bm25 is a ranking function", "dense retrieval"]
+
+
+def test_score_threshold_usage_and_status_metadata():
+    texts = ["one", "one two", "one two three", "one two three four"]
+    backend = ScriptedBackend(score=word_count)
+    compressor = ReasonRankCompressor(top_n=None, backend=backend, score_threshold=0.5)
+    out = compressor.compress_documents(docs_of(texts), "q")
+    assert [d.id for d in out] == ["d3", "d2", "d1"]  # scores 1, 3/4, 1/2; 1/4 is below
+    result = compressor.ranker.rerank("q", texts)  # the same single window, run again
+    (window,) = result.windows
+    for doc in out:
+        assert doc.metadata[STATUS_KEY] == "ok"
+        assert doc.metadata[USAGE_KEY] == {
+            "prompt_tokens": window.prompt_tokens,
+            "completion_tokens": window.completion_tokens,
+        }
+    assert window.prompt_tokens > 0 and window.completion_tokens > 0
+
+
+def test_dump_and_validate_round_trip_in_pydantic(store, queries):
+    compressor = ReasonRankCompressor(
+        top_n=3,
+        model="x",
+        backend="options",
+        window_size=4,
+        step=2,
+        score_threshold=0.1,
+        title_key="name",
+        keep_retrieval_score=True,
+    )
+    dumped = compressor.model_dump()
+    restored = ReasonRankCompressor.model_validate(json.loads(compressor.model_dump_json()))
+    assert restored.model_dump() == dumped
+    assert (restored.ranker.config.window_size, restored.ranker.config.step) == (4, 2)
+    want = pipeline(store, compressor).invoke(queries["0"])
+    got = pipeline(store, restored).invoke(queries["0"])
+    assert [(d.id, d.metadata) for d in got] == [(d.id, d.metadata) for d in want]
+
+
+def test_a_dumped_shared_ranker_refuses_to_load_instead_of_the_demo_model():
+    compressor = ReasonRankCompressor(ranker=ReasonRanker(backend=ScriptedBackend()), top_n=2)
+    dumped = compressor.model_dump()
+    assert dumped["ranker"] == adapters.SHARED_RANKER
+    for data in (dumped, json.loads(compressor.model_dump_json())):
+        with pytest.raises(ValueError, match="built with ranker="):
+            ReasonRankCompressor.model_validate(data)
+
+
+def test_api_key_is_a_secret_never_dumped_and_reaches_server_backends_only(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "openai", f"{__name__}:OptionsBackend")
+    monkeypatch.setenv("REASONRANK_API_KEY", "sk-from-env")
+    given = ReasonRankCompressor(model="served", backend="openai", api_key="sk-given")
+    assert given.api_key.get_secret_value() == "sk-given" and "sk-given" not in repr(given)
+    dumped = given.model_dump_json()
+    assert "sk-given" not in dumped and "api_key" not in json.loads(dumped)
+    assert "sk-given" not in dumps(given)  # LangChain's own dump: not serializable, its repr masks the key
+    restored = ReasonRankCompressor.model_validate_json(dumped)  # the key comes from the environment
+    ReasonRankCompressor(model="local", backend="options")
+    server, reloaded, local = OptionsBackend.instances
+    assert (server.options, reloaded.options, local.options) == (
+        {"api_key": "sk-given"},
+        {"api_key": "sk-from-env"},
+        {},
+    )
+    assert restored.api_key.get_secret_value() == "sk-from-env"
+    with pytest.raises(ValueError, match=r"backend_options\['api_key'\].*plain text"):
+        ReasonRankCompressor(model="served", backend="openai", backend_options={"api_key": "sk-plain"})
+
+
+def test_a_loaded_config_cannot_turn_on_remote_code(monkeypatch):
+    monkeypatch.delenv(REMOTE_CODE_ENV, raising=False)
+    data = {"model": "x", "backend": "options", "backend_options": {"trust_remote_code": True}}
+    with pytest.raises(ValueError, match=f"trust_remote_code.*{REMOTE_CODE_ENV}=1"):
+        ReasonRankCompressor.model_validate(data)
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        ReasonRankCompressor(**data)
+    assert OptionsBackend.instances == []
+    monkeypatch.setenv(REMOTE_CODE_ENV, "1")
+    ReasonRankCompressor.model_validate(data)
+    assert OptionsBackend.instances[0].options == {"trust_remote_code": True}
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import os
 import re
 import zlib
 from pathlib import Path
+from typing import ClassVar
 from unittest.mock import AsyncMock
 
 import pytest
@@ -25,7 +26,15 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 from llama_index.postprocessor.reasonrank_rerank import ReasonRankRerank
 
 from reasonrank_plugins import ReasonRanker, adapters
-from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
+from reasonrank_plugins.adapters import (
+    NOTE_KEY,
+    REASONING_KEY,
+    REMOTE_CODE_ENV,
+    RETRIEVAL_SCORE_KEY,
+    STATUS_KEY,
+    USAGE_KEY,
+)
+from reasonrank_plugins.backends import BACKENDS
 from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend, parse_window
 from reasonrank_plugins.types import TIMEOUT_NOTE
 
@@ -33,6 +42,24 @@ DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4
 NOVELEVAL = DATA / "noveleval"
 QUERY_IDS = ("0", "1", "2", "3", "4")
 RETRIEVED = 6
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0}
+
+
+class OptionsBackend(ScriptedBackend):
+    """A scripted backend that ``load_backend`` builds by name and that records its options."""
+
+    instances: ClassVar[list[OptionsBackend]] = []
+
+    def __init__(self, model: str, **options: object) -> None:
+        super().__init__(model_name=model)
+        self.options = options
+        OptionsBackend.instances.append(self)
+
+
+@pytest.fixture(autouse=True)
+def options_backend(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "options", f"{__name__}:OptionsBackend")
+    monkeypatch.setattr(OptionsBackend, "instances", [])
 
 
 def word_count(query: str, content: str) -> float:
@@ -249,15 +276,187 @@ def test_a_failed_or_late_window_leaves_a_note():
     out = failing.postprocess_nodes(nodes, query_str="alpha beta")
     assert [n.node.node_id for n in out] == ["n0", "n1"]
     note = "window error: ConnectionError: the scripted model 'fail' is down; left in its prior order"
-    assert [n.node.metadata for n in out] == [{NOTE_KEY: note}] * 2
-    assert NOTE_KEY not in out[0].node.get_content(metadata_mode=MetadataMode.LLM)
+    assert [n.node.metadata for n in out] == [{NOTE_KEY: note, STATUS_KEY: "error", USAGE_KEY: NO_USAGE}] * 2
+    for key in (NOTE_KEY, STATUS_KEY, USAGE_KEY):
+        assert key not in out[0].node.get_content(metadata_mode=MetadataMode.LLM)
+    with pytest.raises(ConnectionError):  # model trouble raises only when asked to
+        raising = ReasonRankRerank(model="fail", backend="scripted", on_error="raise")
+        raising.postprocess_nodes(nodes, query_str="q")
 
     late = ReasonRankRerank(
         top_n=None, model="overlap", backend="scripted", timeout=0.2, backend_options={"latency": 30}
     )
     out = late.postprocess_nodes(list(reversed(nodes)), query_str="alpha beta")
     assert [n.node.node_id for n in out] == ["n1", "n0"]
-    assert [n.node.metadata for n in out] == [{NOTE_KEY: TIMEOUT_NOTE}] * 2
+    assert [n.node.metadata for n in out] == [
+        {NOTE_KEY: TIMEOUT_NOTE, STATUS_KEY: "timeout", USAGE_KEY: NO_USAGE}
+    ] * 2
+
+
+def test_unknown_and_bad_arguments_raise_value_errors_naming_them():
+    with pytest.raises(ValueError, match=r"unknown argument 'top_k' \(did you mean 'top_n'\?\)"):
+        ReasonRankRerank(top_k=3)
+    with pytest.raises(ValueError, match="unknown argument 'windowsize'"):
+        ReasonRankRerank.from_dict({"model": "overlap", "backend": "scripted", "windowsize": 4})
+    for bad, name in (
+        ({"top_n": 0}, "top_n"),
+        ({"top_n": "many"}, "top_n"),
+        ({"score_threshold": "high"}, "score_threshold"),
+        ({"title_key": 3}, "title_key"),
+        ({"on_error": "ignore"}, "on_error"),
+        ({"backend_options": ["latency"]}, "backend_options"),
+        ({"ranker": "a ranker"}, "ranker"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            ReasonRankRerank(model="overlap", backend="scripted", **bad)
+    rerank = ReasonRankRerank(model="overlap", backend="scripted", callback_manager=CallbackManager([]))
+    for nodes, message in (
+        (["a text"], r"nodes\[0\] must be a NodeWithScore, got str"),
+        ([TextNode(text="a")], r"nodes\[0\] must be a NodeWithScore, got TextNode"),
+        ("a text", "nodes must be a list of NodeWithScore, got str"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            rerank.postprocess_nodes(nodes, query_str="q")
+    for query in ("", "   "):
+        with pytest.raises(ValueError, match="query"):
+            rerank.postprocess_nodes(nodes_of(["a", "b"]), query_str=query)
+
+
+async def test_bad_nodes_are_refused_on_the_async_path_too():
+    rerank = ReasonRankRerank(model="overlap", backend="scripted")
+    with pytest.raises(ValueError, match=r"nodes\[0\] must be a NodeWithScore"):
+        await rerank.apostprocess_nodes([{"text": "a"}], query_str="q")
+
+
+def test_close_and_context_manager_free_the_engine_a_shared_ranker_stays_open():
+    with ReasonRankRerank(model="x", backend="options") as rerank:
+        assert rerank.postprocess_nodes(nodes_of(["a b", "a"]), query_str="a b")
+    (backend,) = OptionsBackend.instances
+    assert backend.closed
+    rerank.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        rerank.postprocess_nodes(nodes_of(["a b", "a"]), query_str="a b")
+
+    shared = ReasonRanker(backend=ScriptedBackend())
+    with ReasonRankRerank(ranker=shared):
+        pass
+    assert shared.rerank("q", ["a", "b"]).order  # a shared engine stays open
+
+
+def test_the_title_key_reaches_the_prompt_once_and_other_metadata_as_embedded():
+    backend = ScriptedBackend()
+    nodes = [
+        NodeWithScore(
+            node=TextNode(
+                id_="a", text="bm25 is a ranking function", metadata={"title": "Okapi BM25", "year": 1994}
+            )
+        ),
+        NodeWithScore(
+            node=TextNode(
+                id_="b",
+                text="dense retrieval",
+                metadata={"name": "N2"},
+                excluded_embed_metadata_keys=["name"],
+            )
+        ),
+    ]
+    ReasonRankRerank(backend=backend).postprocess_nodes(nodes, query_str="bm25")
+    ReasonRankRerank(backend=backend, title_key="name").postprocess_nodes(nodes, query_str="bm25")
+    default, named = (parse_window(r.messages)[1] for r in backend.requests)
+    assert default[0].startswith("Title: Okapi BM25 Content: year: 1994") and default[0].count("Okapi") == 1
+    assert default[0].endswith("bm25 is a ranking function")
+    assert default[1] == "dense retrieval"
+    assert named[0].startswith("title: Okapi BM25")  # an ordinary embedded metadata field here
+    assert named[1] == "Title: N2 Content: dense retrieval"
+    assert nodes[0].node.excluded_embed_metadata_keys == []  # input untouched
+
+
+def test_score_threshold_usage_and_status_metadata():
+    texts = ["one", "one two", "one two three", "one two three four"]
+    rerank = ReasonRankRerank(top_n=None, backend=ScriptedBackend(score=word_count), score_threshold=0.5)
+    out = rerank.postprocess_nodes(nodes_of(texts), query_str="q")
+    assert [n.node.node_id for n in out] == ["n3", "n2", "n1"]  # scores 1, 3/4, 1/2; 1/4 is below
+    (window,) = rerank.ranker.rerank("q", texts).windows  # the same single window, run again
+    for node in out:
+        assert node.node.metadata[STATUS_KEY] == "ok"
+        assert node.node.metadata[USAGE_KEY] == {
+            "prompt_tokens": window.prompt_tokens,
+            "completion_tokens": window.completion_tokens,
+        }
+    assert window.prompt_tokens > 0 and window.completion_tokens > 0
+
+
+def test_to_dict_from_dict_and_json_round_trip(index, queries):
+    rerank = ReasonRankRerank(
+        top_n=3,
+        model="x",
+        backend="options",
+        window_size=4,
+        step=2,
+        score_threshold=0.1,
+        title_key="name",
+        keep_retrieval_score=True,
+    )
+    data = rerank.to_dict()
+    assert data["class_name"] == "ReasonRankRerank"
+    loaded = (
+        ReasonRankRerank.from_dict(data),
+        ReasonRankRerank.from_json(rerank.to_json()),
+        ReasonRankRerank.model_validate(data),
+        ReasonRankRerank.model_validate_json(rerank.model_dump_json()),
+    )
+    for restored in loaded:
+        assert restored.to_dict() == data
+        assert (restored.ranker.config.window_size, restored.ranker.config.step) == (4, 2)
+        engine = index.as_query_engine(
+            llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[restored]
+        )
+        want = index.as_query_engine(llm=MockLLM(), similarity_top_k=RETRIEVED, node_postprocessors=[rerank])
+        got, expect = engine.query(queries["0"]).source_nodes, want.query(queries["0"]).source_nodes
+        assert [(n.node.node_id, n.score) for n in got] == [(n.node.node_id, n.score) for n in expect]
+
+
+def test_a_dumped_shared_ranker_refuses_to_load_instead_of_the_demo_model():
+    rerank = ReasonRankRerank(ranker=ReasonRanker(backend=ScriptedBackend()), top_n=2)
+    data = rerank.to_dict()
+    assert data["ranker"] == adapters.SHARED_RANKER
+    with pytest.raises(ValueError, match="built with ranker="):
+        ReasonRankRerank.from_dict(data)
+    with pytest.raises(ValueError, match="built with ranker="):
+        ReasonRankRerank.from_json(rerank.to_json())
+
+
+def test_api_key_is_a_secret_never_dumped_and_reaches_server_backends_only(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "openai", f"{__name__}:OptionsBackend")
+    monkeypatch.setenv("REASONRANK_API_KEY", "sk-from-env")
+    given = ReasonRankRerank(model="served", backend="openai", api_key="sk-given")
+    assert given.api_key.get_secret_value() == "sk-given" and "sk-given" not in repr(given)
+    text = given.to_json()
+    assert "sk-given" not in text and "api_key" not in json.loads(text)
+    restored = ReasonRankRerank.from_json(text)  # the key comes from the environment
+    ReasonRankRerank(model="local", backend="options")
+    server, reloaded, local = OptionsBackend.instances
+    assert (server.options, reloaded.options, local.options) == (
+        {"api_key": "sk-given"},
+        {"api_key": "sk-from-env"},
+        {},
+    )
+    assert restored.api_key.get_secret_value() == "sk-from-env"
+    with pytest.raises(ValueError, match=r"backend_options\['api_key'\].*plain text"):
+        ReasonRankRerank(model="served", backend="openai", backend_options={"api_key": "sk-plain"})
+
+
+def test_a_loaded_config_cannot_turn_on_remote_code(monkeypatch):
+    monkeypatch.delenv(REMOTE_CODE_ENV, raising=False)
+    data = {"model": "x", "backend": "options", "backend_options": {"trust_remote_code": True}}
+    with pytest.raises(ValueError, match=f"trust_remote_code.*{REMOTE_CODE_ENV}=1"):
+        ReasonRankRerank.from_dict(data)
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        ReasonRankRerank.model_validate(data)
+    assert OptionsBackend.instances == []
+    monkeypatch.setenv(REMOTE_CODE_ENV, "1")
+    ReasonRankRerank.from_dict(data)
+    assert OptionsBackend.instances[0].options == {"trust_remote_code": True}
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 from pathlib import Path
 from typing import ClassVar
 from unittest.mock import AsyncMock
@@ -17,7 +19,14 @@ from haystack.utils import Secret
 from haystack_integrations.components.rankers.reasonrank import ReasonRankRanker
 
 from reasonrank_plugins import ReasonRanker, adapters
-from reasonrank_plugins.adapters import NOTE_KEY, REASONING_KEY, RETRIEVAL_SCORE_KEY
+from reasonrank_plugins.adapters import (
+    NOTE_KEY,
+    REASONING_KEY,
+    REMOTE_CODE_ENV,
+    RETRIEVAL_SCORE_KEY,
+    STATUS_KEY,
+    USAGE_KEY,
+)
 from reasonrank_plugins.backends import BACKENDS
 from reasonrank_plugins.testing import OVERLAP_QUERY, TDPART_CASE, ScriptedBackend, parse_window
 from reasonrank_plugins.types import TIMEOUT_NOTE
@@ -26,6 +35,7 @@ DATA = Path(os.environ.get("REASONRANK_DATA", Path(__file__).resolve().parents[4
 NOVELEVAL = DATA / "noveleval"
 QUERY_IDS = ("0", "1", "2", "3", "4")
 RETRIEVED = 6
+NO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0}
 
 
 def word_count(query: str, content: str) -> float:
@@ -188,7 +198,8 @@ def test_dedupe_top_k_threshold_and_empty_content():
 
     assert [d.id for d in out] == ["long", "short", "blank"]
     assert [d.score for d in out] == [1.0, 2 / 3, 1 / 3]
-    assert out[-1].meta == {"k": 1, NOTE_KEY: "empty content: ranked last without the model"}
+    empty_note = "empty content: ranked last without the model"
+    assert out[-1].meta == {"k": 1, NOTE_KEY: empty_note, USAGE_KEY: NO_USAGE}
     assert docs[0].score == 0.9 and docs[0].meta == {"k": 1}  # input untouched
     assert [d.id for d in ranker.run("q", docs, top_k=1)["documents"]] == ["long"]
     thresholded = ReasonRankRanker(backend="word-count", model="word-count", score_threshold=0.5)
@@ -245,7 +256,12 @@ def docs_of(texts: list[str]) -> list[Document]:
 
 def test_strategy_init_parameters_round_trip_and_tdpart_reranks():
     ranker = ReasonRankRanker(
-        top_k=4, model="overlap", backend="scripted", depth=8, timeout=30.0, on_error="raise",
+        top_k=4,
+        model="overlap",
+        backend="scripted",
+        depth=8,
+        timeout=30.0,
+        on_error="raise",
         **TDPART_CASE["options"],
     )
     data = ranker.to_dict()
@@ -253,7 +269,9 @@ def test_strategy_init_parameters_round_trip_and_tdpart_reranks():
 
     assert data["init_parameters"] | TDPART_CASE["options"] == data["init_parameters"]
     assert {k: data["init_parameters"][k] for k in ("depth", "timeout", "on_error")} == {
-        "depth": 8, "timeout": 30.0, "on_error": "raise",
+        "depth": 8,
+        "timeout": 30.0,
+        "on_error": "raise",
     }
     assert restored.options == ranker.options
     out = restored.run(OVERLAP_QUERY, docs_of(TDPART_CASE["texts"]))["documents"]
@@ -269,14 +287,184 @@ def test_a_failed_or_late_window_leaves_a_note():
     out = ReasonRankRanker(top_k=None, model="fail", backend="scripted").run("alpha beta", docs)["documents"]
     assert [d.id for d in out] == ["d0", "d1"]
     note = "window error: ConnectionError: the scripted model 'fail' is down; left in its prior order"
-    assert [d.meta for d in out] == [{NOTE_KEY: note}] * 2
+    assert [d.meta for d in out] == [{NOTE_KEY: note, STATUS_KEY: "error", USAGE_KEY: NO_USAGE}] * 2
+    with pytest.raises(ConnectionError):  # model trouble raises only when asked to
+        ReasonRankRanker(model="fail", backend="scripted", on_error="raise").run("q", docs)
 
     late = ReasonRankRanker(
         top_k=None, model="overlap", backend="scripted", timeout=0.2, backend_options={"latency": 30}
     )
     out = late.run("alpha beta", list(reversed(docs)))["documents"]
     assert [d.id for d in out] == ["d1", "d0"]
-    assert [d.meta for d in out] == [{NOTE_KEY: TIMEOUT_NOTE}] * 2
+    assert [d.meta for d in out] == [{NOTE_KEY: TIMEOUT_NOTE, STATUS_KEY: "timeout", USAGE_KEY: NO_USAGE}] * 2
+
+
+def test_unknown_and_bad_arguments_raise_errors_naming_them():
+    data = ReasonRankRanker(backend="word-count", model="word-count").to_dict()
+    data["init_parameters"]["top_n"] = 3
+    with pytest.raises(ValueError, match=r"unknown init parameters \['top_n'\]"):
+        ReasonRankRanker.from_dict(data)
+    with pytest.raises(ValueError, match=r"unknown arguments \['top_n'\]"):
+        ReasonRankRanker(top_n=3)
+    with pytest.raises(ValueError, match="step"):  # engine options are checked before anything loads
+        ReasonRankRanker(window_size=4, step=4)
+    for bad, name in (
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": "5"}, "top_k"),
+        ({"score_threshold": "high"}, "score_threshold"),
+        ({"title_key": 3}, "title_key"),
+        ({"meta_fields_to_embed": "title"}, "meta_fields_to_embed"),
+        ({"embedding_separator": None}, "embedding_separator"),
+        ({"api_key": "sk-plain"}, "api_key"),
+        ({"backend_options": ["latency"]}, "backend_options"),
+        ({"backend_options": {"api_key": "sk-plain"}}, "api_key"),
+        ({"ranker": "a ranker"}, "ranker"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            ReasonRankRanker(backend="word-count", model="word-count", **bad)
+    ranker = ReasonRankRanker(backend="word-count", model="word-count")
+    for docs, message in (
+        (["a text"], r"documents\[0\] must be a Document, got str"),
+        ("a text", "documents must be a list of Document, got str"),
+        ([Document(content="a"), {"content": "b"}], r"documents\[1\] must be a Document, got dict"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            ranker.run("q", docs)
+    for query in ("", "  "):
+        with pytest.raises(ValueError, match="query"):
+            ranker.run(query, docs_of(["a", "b"]))
+
+
+class SlowBackend(WordCountBackend):
+    """Loading takes a while, so concurrent first runs overlap while the engine is built."""
+
+    def __init__(self, model: str, **options: object) -> None:
+        time.sleep(0.2)
+        super().__init__(model, **options)
+
+
+async def test_concurrent_first_async_runs_build_the_engine_once(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "slow", f"{__name__}:SlowBackend")
+    ranker = ReasonRankRanker(backend="slow", model="slow", top_k=None)
+    docs = docs_of(["a b c", "a b", "a"])
+    results = await asyncio.gather(*(ranker.run_async("a", docs) for _ in range(4)))
+    assert len(WordCountBackend.instances) == 1
+    assert all([d.id for d in r["documents"]] == ["d0", "d1", "d2"] for r in results)
+    assert len(WordCountBackend.instances[0].requests) == 4
+
+
+async def test_async_warm_up_and_close_hooks_through_the_pipeline():
+    ranker = ReasonRankRanker(backend="word-count", model="word-count")
+    pipe = Pipeline()
+    pipe.add_component("ranker", ranker)
+    await pipe.warm_up_async()  # Haystack calls the component's warm_up_async
+    await ranker.warm_up_async()
+    (backend,) = WordCountBackend.instances
+    await pipe.close_async()
+    assert backend.closed and ranker._ranker is None
+    await ranker.close_async()
+    out = await ranker.run_async("a", docs_of(["a b", "a"]))
+    assert len(out["documents"]) == 2 and len(WordCountBackend.instances) == 2
+
+
+def test_title_key_and_meta_fields_to_embed_reach_the_prompt():
+    backend = ScriptedBackend()
+    docs = [
+        Document(id="a", content="bm25 is a ranking function", meta={"title": "Okapi BM25", "year": 1994}),
+        Document(id="b", content="dense retrieval", meta={"name": "N2", "year": ""}),
+        Document(id="c", content="", meta={"title": "no text"}),
+    ]
+    shared = ReasonRanker(backend=backend)
+    ReasonRankRanker(ranker=shared).run("bm25", docs)
+    ReasonRankRanker(
+        ranker=shared, title_key="name", meta_fields_to_embed=["year", "title"], embedding_separator=" | "
+    ).run("bm25", docs)
+    default, embedded = (parse_window(r.messages)[1] for r in backend.requests)
+    assert default == ["Title: Okapi BM25 Content: bm25 is a ranking function", "dense retrieval", ""]
+    assert embedded == [
+        "1994 | Okapi BM25 | bm25 is a ranking function",
+        "Title: N2 Content: dense retrieval",
+        "",
+    ]
+
+
+def test_score_threshold_usage_and_status_metadata():
+    texts = ["one", "one two", "one two three", "one two three four"]
+    ranker = ReasonRankRanker(top_k=None, backend="word-count", model="word-count", score_threshold=0.5)
+    out = ranker.run("q", docs_of(texts))["documents"]
+    assert [d.id for d in out] == ["d3", "d2", "d1"]  # scores 1, 3/4, 1/2; 1/4 is below
+    (window,) = ranker._ranker.rerank("q", texts).windows  # the same single window, run again
+    for doc in out:
+        assert doc.meta[STATUS_KEY] == "ok"
+        assert doc.meta[USAGE_KEY] == {
+            "prompt_tokens": window.prompt_tokens,
+            "completion_tokens": window.completion_tokens,
+        }
+    assert window.prompt_tokens > 0 and window.completion_tokens > 0
+
+
+def test_component_to_dict_from_dict_round_trip():
+    from haystack.core.serialization import component_from_dict, component_to_dict
+
+    ranker = ReasonRankRanker(
+        top_k=2,
+        backend="word-count",
+        model="word-count",
+        window_size=4,
+        step=2,
+        title_key="name",
+        meta_fields_to_embed=["year"],
+        embedding_separator=" - ",
+        score_threshold=0.2,
+    )
+    data = component_to_dict(ranker, "ranker")
+    restored = component_from_dict(ReasonRankRanker, data, "ranker")
+    assert component_to_dict(restored, "ranker") == data
+    assert (restored.title_key, restored.meta_fields_to_embed, restored.embedding_separator) == (
+        "name",
+        ["year"],
+        " - ",
+    )
+    docs = docs_of(["one", "one two three"])
+    assert [d.id for d in restored.run("q", docs)["documents"]] == [
+        d.id for d in ranker.run("q", docs)["documents"]
+    ]
+
+
+def test_a_loaded_pipeline_cannot_turn_on_remote_code(store, monkeypatch):
+    from haystack.core.errors import DeserializationError
+
+    monkeypatch.delenv(REMOTE_CODE_ENV, raising=False)
+    text = pipeline(store, ReasonRankRanker(backend="word-count", model="word-count")).dumps()
+    (line,) = [x for x in text.splitlines() if x.strip() == "backend_options: null"]
+    indent = line[: len(line) - len(line.lstrip())]
+    unsafe = text.replace(line, f"{indent}backend_options:\n{indent}  trust_remote_code: true")
+    assert unsafe != text
+    with pytest.raises(DeserializationError) as info:
+        Pipeline.loads(unsafe)
+    assert isinstance(info.value.__cause__, ValueError) and REMOTE_CODE_ENV in str(info.value.__cause__)
+    data = ReasonRankRanker(backend="word-count", model="word-count").to_dict()
+    data["init_parameters"]["backend_options"] = {"trust_remote_code": True}
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        ReasonRankRanker.from_dict(data)
+    monkeypatch.setenv(REMOTE_CODE_ENV, "1")
+    Pipeline.loads(unsafe).get_component("ranker").warm_up()
+    assert WordCountBackend.instances[-1].options == {"trust_remote_code": True}
+
+
+def test_pipeline_yaml_is_loaded_safely(store, tmp_path):
+    """A python tag in the component's parameters is refused by Haystack's safe YAML loader, never run."""
+    from haystack.core.errors import DeserializationError
+
+    text = pipeline(store, ReasonRankRanker(backend="word-count", model="word-count")).dumps()
+    target = tmp_path / "created"
+    unsafe = text.replace(
+        "backend_options: null", f"backend_options: !!python/object/apply:os.mkdir ['{target}']"
+    )
+    assert unsafe != text
+    with pytest.raises(DeserializationError, match="unmarshalling"):
+        Pipeline.loads(unsafe)
+    assert not target.exists()
 
 
 @pytest.fixture(scope="module")

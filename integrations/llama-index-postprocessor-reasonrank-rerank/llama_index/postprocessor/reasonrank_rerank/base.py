@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -13,28 +22,73 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
 from reasonrank_plugins.adapter_fields import EngineFields
-from reasonrank_plugins.adapters import META_KEYS, annotate, arerank, check_top_k, rerank
+from reasonrank_plugins.adapters import (
+    META_KEYS,
+    SHARED_RANKER,
+    annotate,
+    api_key_from_env,
+    arerank,
+    build_for,
+    check_documents,
+    check_ranker,
+    invalid_arguments,
+    rerank,
+    to_passage,
+)
 
 dispatcher = get_dispatcher(__name__)
+
+
+def _env_key() -> SecretStr | None:
+    key = api_key_from_env()
+    return None if key is None else SecretStr(key)
 
 
 class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
     """Rerank retrieved nodes with a reasoning listwise model (ReasonRank).
 
     ``index.as_query_engine(node_postprocessors=[ReasonRankRerank(top_n=5)])``. The engine is
-    built once; pass ``ranker=`` to share one ``ReasonRanker`` between components. Scores are
-    replaced by the rerank score; metadata gains ``reasonrank_reasoning`` (and
-    ``reasonrank_note``, ``retrieval_score``), which are kept out of the LLM and embedding text.
+    built once; pass ``ranker=`` to share one ``ReasonRanker`` between components (the dump of such
+    a postprocessor cannot be loaded back). Scores are replaced by the rerank score; metadata gains
+    ``reasonrank_reasoning``, ``reasonrank_status``, ``reasonrank_usage`` (and ``reasonrank_note``,
+    ``retrieval_score``), which are kept out of the LLM and embedding text. ``metadata[title_key]``
+    is the passage title in the prompt. ``api_key`` (for the ``openai`` backend; default:
+    ``REASONRANK_API_KEY`` or ``OPENAI_API_KEY``) is never dumped. ``close()`` (or ``with``) frees
+    the engine it built. Unknown arguments raise ``ValueError``.
     """
 
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
     top_n: int | None = Field(default=5, description="Nodes to return; None keeps all.")
+    score_threshold: float | None = Field(default=None, description="Drop nodes scoring below it.")
+    title_key: str | None = Field(default="title", description="Metadata key of the title; None: no title.")
     keep_retrieval_score: bool = Field(default=False, description="Keep the old score in metadata.")
+    api_key: SecretStr | None = Field(
+        default_factory=_env_key, exclude=True, description="Key for the openai backend; never dumped."
+    )
     _ranker: ReasonRanker = PrivateAttr()
+    _shared: bool = PrivateAttr(default=False)
 
     def __init__(self, *, ranker: ReasonRanker | None = None, **data: Any) -> None:
-        super().__init__(**data)
-        check_top_k(self.top_n, "top_n")
-        self._ranker = self.build_ranker(ranker)
+        check_ranker(ranker)
+        if data.get("class_name") == self.class_name():
+            del data["class_name"]  # to_dict's tag, so model_validate(to_dict()) loads too
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise invalid_arguments(type(self).__name__, error.errors(), type(self).model_fields) from None
+        self._ranker = build_for(self, ranker)
+        self._shared = ranker is not None
+
+    @model_serializer(mode="wrap")
+    def custom_model_dump(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data = handler(self)
+        data["class_name"] = self.class_name()
+        if self._shared:
+            data["ranker"] = SHARED_RANKER  # loading it back refuses, rather than building the demo model
+        return data
 
     @classmethod
     def class_name(cls) -> str:
@@ -44,6 +98,17 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
     def ranker(self) -> ReasonRanker:
         return self._ranker
 
+    def close(self) -> None:
+        """Free the engine this postprocessor built; a shared ``ranker=`` stays open. Idempotent."""
+        if not self._shared:
+            self._ranker.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
@@ -51,7 +116,7 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
             return []
         query, passages = self._start(nodes, query_bundle)
         with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            out = self._nodes(nodes, rerank(self._ranker, query, passages, self.top_n))
+            out = self._nodes(nodes, rerank(self._ranker, query, passages, self.top_n, self.score_threshold))
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
@@ -63,7 +128,9 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
             return []
         query, passages = self._start(nodes, query_bundle)
         with self.callback_manager.event(CBEventType.RERANKING, payload=self._payload(nodes, query)) as event:
-            out = self._nodes(nodes, await arerank(self._ranker, query, passages, self.top_n))
+            out = self._nodes(
+                nodes, await arerank(self._ranker, query, passages, self.top_n, self.score_threshold)
+            )
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
@@ -73,12 +140,25 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
     ) -> tuple[str, list[Passage]]:
         if query_bundle is None:
             raise ValueError("ReasonRankRerank needs the query: pass query_bundle or query_str")
+        check_documents(nodes, NodeWithScore, "nodes")
         dispatcher.event(
             ReRankStartEvent(
                 query=query_bundle, nodes=nodes, top_n=self.top_n or len(nodes), model_name=self._ranker.model
             )
         )
-        return query_bundle.query_str, [Passage(_content(n), id=n.node.node_id) for n in nodes]
+        return query_bundle.query_str, [self._passage(n) for n in nodes]
+
+    def _passage(self, node: NodeWithScore) -> Passage:
+        """The embedding view of the node (its text with the metadata it embeds) without the title,
+        which goes to the prompt as the passage title."""
+        inner = node.node
+        if not inner.get_content(metadata_mode=MetadataMode.NONE).strip():
+            return Passage("", id=inner.node_id)
+        if self.title_key and self.title_key in inner.metadata:
+            excluded = [*inner.excluded_embed_metadata_keys, self.title_key]
+            inner = inner.model_copy(update={"excluded_embed_metadata_keys": excluded})
+        text = inner.get_content(metadata_mode=MetadataMode.EMBED)
+        return to_passage(text, inner.metadata, id=inner.node_id, title_key=self.title_key)
 
     def _payload(self, nodes: list[NodeWithScore], query: str) -> dict[str, Any]:
         return {
@@ -108,13 +188,6 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
             )
             out.append(NodeWithScore(node=node, score=hit.score))
         return out
-
-
-def _content(node: NodeWithScore) -> str:
-    """The embedding view (text with metadata); "" when the node has no text of its own."""
-    if not node.node.get_content(metadata_mode=MetadataMode.NONE).strip():
-        return ""
-    return node.node.get_content(metadata_mode=MetadataMode.EMBED)
 
 
 def _hide(excluded: list[str]) -> list[str]:
