@@ -1,0 +1,49 @@
+"""Real clients, unchanged, against ``reasonrank serve`` as a process on the scripted (word-overlap)
+backend with a token: TEI's two (LlamaIndex's ``TextEmbeddingInference``, Haystack's
+``HuggingFaceTEIRanker``) on ``/rerank`` and Cohere's framework clients on ``/v2/rerank``."""
+
+from __future__ import annotations
+
+import pytest
+
+DOCS = ["blue sky over the sea", "the red fox jumps", "a fox den", "nothing here"]
+QUERY = "red fox"
+ORDER = [1, 2, 0, 3]
+TOKEN = "t0ken"
+
+
+@pytest.fixture
+def server(server_factory):
+    server = server_factory("--backend", "scripted", "--model", "overlap", "--served-model-name", "rerank-v3.5",
+                            env={"REASONRANK_TOKEN": TOKEN})
+    yield server
+    server.stop()
+
+
+def test_llama_index_tei_client_sends_the_bare_token_and_gets_every_text(server):
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+    from llama_index.postprocessor.tei_rerank import TextEmbeddingInference
+
+    nodes = [NodeWithScore(node=TextNode(text=text), score=0.5) for text in DOCS]
+    reranker = TextEmbeddingInference(base_url=server.url, top_n=3, auth_token=TOKEN)  # "Authorization: t0ken"
+    ranked = reranker.postprocess_nodes(nodes, query_bundle=QueryBundle(QUERY))
+    assert [n.node.text for n in ranked] == [DOCS[i] for i in ORDER[:3]]
+    assert ranked[0].score > ranked[1].score > ranked[2].score
+    refused = TextEmbeddingInference(base_url=server.url, auth_token="wrong")
+    with pytest.raises(AssertionError):  # the client asserts one entry per node; a 401 body is no list
+        refused.postprocess_nodes(nodes, query_bundle=QueryBundle(QUERY))
+
+
+def test_haystack_tei_ranker_drops_the_path_prefix_and_takes_the_top_k(server):
+    from haystack import Document
+    from haystack.utils import Secret
+    from haystack_integrations.components.rankers.huggingface_api import HuggingFaceTEIRanker
+
+    ranker = HuggingFaceTEIRanker(url=f"{server.url}/some/prefix", top_k=2, token=Secret.from_token(TOKEN))
+    out = ranker.run(query=QUERY, documents=[Document(content=text) for text in DOCS])["documents"]
+    assert [d.content for d in out] == [DOCS[i] for i in ORDER[:2]]
+    assert out[0].score > out[1].score
+    with pytest.raises(RuntimeError, match="401"):
+        HuggingFaceTEIRanker(url=server.url, token=Secret.from_token("wrong"), max_retries=1).run(
+            query=QUERY, documents=[Document(content=text) for text in DOCS]
+        )
