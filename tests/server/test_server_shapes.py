@@ -228,8 +228,11 @@ async def test_a_repeated_request_is_answered_from_the_cache_and_usage_says_so(b
             second = await c.post("/v2/rerank", json={"query": QUERY, "documents": DOCS, "top_n": 2})
             tei = await c.post("/rerank", json={"query": QUERY, "texts": DOCS})
             other = await c.post("/v1/rerank", json={"query": QUERY, "documents": DOCS, "max_tokens_per_doc": 1})
+            metrics = (await c.get("/metrics")).text
     assert first.json()["usage"]["cached"] is False and second.json()["usage"]["cached"] is True
     assert [x["index"] for x in second.json()["results"]] == ORDER[:2]
     assert [x["index"] for x in tei.json()] == ORDER
     assert len(backend.requests) == calls + len(DOCS) // 4  # only the request with another passage cut ran
     assert other.json()["usage"]["cached"] is False
+    assert "reasonrank_cached_results_total 2.0" in metrics
+    assert 'reasonrank_windows_total{status="ok"} 2.0' in metrics  # the model's windows, not the hits'
