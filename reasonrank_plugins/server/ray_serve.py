@@ -63,7 +63,7 @@ def app_builder(args: dict[str, Any]) -> Any:
     the backend, as with ``ReasonRanker``), the server's (``token``, ``served_model_name``,
     ``allow_strategy_override``, ``max_documents``, ``max_request_bytes``, ``max_queued``) and
     the deployment's (``num_replicas``, ``autoscaling_config``, ``ray_actor_options``)."""
-    given = dict(args)
+    given = {"cache_size": 1024} | dict(args)  # the cache is on by default, as with reasonrank serve
     server = {name: given.pop(name, default) for name, default in SERVER_ARGS.items()}
     names = server["served_model_name"]
     names = [names] if isinstance(names, str) else list(names)

@@ -51,7 +51,8 @@ def test_the_shipped_serve_config_builds_an_application():
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
-    config = ServeDeploySchema.parse_obj(yaml.safe_load(open(Path(__file__).parents[2] / "deploy" / "ray_serve.yaml")))
+    text = (Path(__file__).parents[2] / "deploy" / "ray_serve.yaml").read_text()
+    config = ServeDeploySchema.model_validate(yaml.safe_load(text))
     app = config.applications[0]
     assert app.import_path == "reasonrank_plugins.server.ray_serve:app_builder"
     deployment = app_builder(app.args)._bound_deployment
