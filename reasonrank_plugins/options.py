@@ -39,6 +39,10 @@ class RankerOptions(EngineConfig):
         None, "Deadline in seconds per call: windows unfinished by then keep their order (status timeout)."
     )
     on_error: OnError = option("keep", "A window whose backend call fails: keep its order, or raise.")
+    cache_size: int = option(
+        0, "Complete results kept in an in-process LRU shared by the ranker's callers (0: no cache); "
+        "a repeated (query, passages, options) call returns the stored result.",
+    )
     backend_options: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "Backend arguments (base_url, n_ctx, device, api_key, ...)."},
@@ -55,6 +59,8 @@ class RankerOptions(EngineConfig):
             or self.max_active_queries < 1
         ):
             raise ValueError(f"max_active_queries must be None or an int > 0, got {self.max_active_queries!r}")
+        if isinstance(self.cache_size, bool) or not isinstance(self.cache_size, int) or self.cache_size < 0:
+            raise ValueError(f"cache_size must be an int >= 0, got {self.cache_size!r}")
         if not isinstance(self.backend_options, Mapping):
             raise ValueError(f"backend_options must be a mapping, got {type(self.backend_options).__name__}")
         clash = set(self.backend_options) & set(OPTION_NAMES)

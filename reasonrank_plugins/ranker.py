@@ -10,6 +10,7 @@ from typing import Any
 
 from . import loop as engine_loop
 from .backends import Backend, load_backend
+from .cache import ResultCache, result_key
 from .engine import Engine, Job, Schedule, validate_request
 from .options import RankerOptions, option_fields
 from .types import Passage, RerankResult
@@ -42,6 +43,10 @@ class ReasonRanker:
     keep their order (status ``timeout``). ``on_error="keep"`` gives a window whose backend call
     raised status ``error`` and its input order; ``"raise"`` cancels the call and raises.
     ``max_active_queries`` bounds the queries run at once (default: the backend's capacity).
+    ``cache_size`` > 0 keeps that many complete results in an in-process LRU
+    (:class:`~reasonrank_plugins.cache.ResultCache`) shared by every caller of this ranker: a
+    repeated (query, passages, options) call returns the stored result (``cached=True``), and
+    concurrent identical calls compute once.
 
     A ``Backend`` instance passed in stays open on :meth:`close` (its owner closes it), so several
     rankers can share one loaded model; they submit on that backend's one engine loop.
@@ -88,6 +93,10 @@ class ReasonRanker:
                 self.backend.close()
             raise
         self.model = self.backend.model_name or model
+        self.cache = ResultCache(options.cache_size) if options.cache_size else None
+        secret = {"api_key", "token"}
+        self._identity = [self.backend.name, self.model, options.model,
+                          {k: v for k, v in sorted(backend_options.items()) if k not in secret}]
         self._loop: engine_loop.EngineLoop | None = engine_loop.acquire(self.backend)
         logger.info("ReasonRanker ready: %s on %s (%s)", self.model, self.backend.name, self.config.strategy)
 
@@ -100,10 +109,14 @@ class ReasonRanker:
         *,
         strategy: str | None = None,
         timeout: float | None = None,
+        max_passage_tokens: int | None = None,
     ) -> RerankResult:
         """Rerank ``passages`` for ``query``; ``order`` is always a permutation of all of them.
-        ``strategy`` and ``timeout`` override the ranker's for this call."""
-        return self.rerank_many([(query, passages)], top_k=top_k, strategy=strategy, timeout=timeout)[0]
+        ``strategy``, ``timeout`` and ``max_passage_tokens`` override the ranker's for this call."""
+        return self.rerank_many(
+            [(query, passages)], top_k=top_k, strategy=strategy, timeout=timeout,
+            max_passage_tokens=max_passage_tokens,
+        )[0]
 
     async def arerank(
         self,
@@ -113,9 +126,13 @@ class ReasonRanker:
         *,
         strategy: str | None = None,
         timeout: float | None = None,
+        max_passage_tokens: int | None = None,
     ) -> RerankResult:
         """Async form of :meth:`rerank`; windows are batched with concurrent calls."""
-        results = await self.arerank_many([(query, passages)], top_k=top_k, strategy=strategy, timeout=timeout)
+        results = await self.arerank_many(
+            [(query, passages)], top_k=top_k, strategy=strategy, timeout=timeout,
+            max_passage_tokens=max_passage_tokens,
+        )
         return results[0]
 
     def rerank_many(
@@ -127,10 +144,11 @@ class ReasonRanker:
         show_progress: bool = False,
         strategy: str | None = None,
         timeout: float | None = None,
+        max_passage_tokens: int | None = None,
     ) -> list[RerankResult]:
         """Rerank many queries at once: each query runs as its strategy allows, the backend batches
         windows across queries, and at most ``max_active_queries`` run at a time."""
-        jobs = self._jobs(items, top_k, strategy)
+        jobs = self._jobs(items, top_k, strategy=strategy, max_passage_tokens=max_passage_tokens)
         return self._running().run(self._rank(jobs, schedule, show_progress, timeout))
 
     async def arerank_many(
@@ -142,8 +160,9 @@ class ReasonRanker:
         show_progress: bool = False,
         strategy: str | None = None,
         timeout: float | None = None,
+        max_passage_tokens: int | None = None,
     ) -> list[RerankResult]:
-        jobs = self._jobs(items, top_k, strategy)
+        jobs = self._jobs(items, top_k, strategy=strategy, max_passage_tokens=max_passage_tokens)
         return await self._running().arun(self._rank(jobs, schedule, show_progress, timeout))
 
     def close(self) -> None:
@@ -178,9 +197,11 @@ class ReasonRanker:
         return self._loop
 
     def _jobs(
-        self, items: Iterable[tuple[str, Sequence[PassageLike]]], top_k: int | None, strategy: str | None
+        self, items: Iterable[tuple[str, Sequence[PassageLike]]], top_k: int | None, **overrides: Any
     ) -> list[Job]:
-        config = None if strategy is None else dataclasses.replace(self.config, strategy=strategy)
+        """The calls' jobs; ``overrides`` (``None``: the ranker's) replace engine options for them."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        config = dataclasses.replace(self.config, **given) if given else None
         jobs = []
         for n, item in enumerate(items):
             if not isinstance(item, tuple) or len(item) != 2:
@@ -190,6 +211,14 @@ class ReasonRanker:
         return jobs
 
     async def _rank(
+        self, jobs: list[Job], schedule: Schedule, show_progress: bool, timeout: float | None
+    ) -> list[RerankResult]:
+        if self.cache is None:
+            return await self._compute(jobs, schedule, show_progress, timeout)
+        keys = [result_key(self._identity, job.config or self.config, job.query, job.passages) for job in jobs]
+        return await self.cache.rank(jobs, keys, lambda todo: self._compute(todo, schedule, show_progress, timeout))
+
+    async def _compute(
         self, jobs: list[Job], schedule: Schedule, show_progress: bool, timeout: float | None
     ) -> list[RerankResult]:
         deadline = self.timeout if timeout is None else timeout

@@ -76,6 +76,7 @@ class RerankResult:
     seconds: float = 0.0
     strategy: str = "sliding"
     timed_out: bool = False  # the deadline passed before every window finished
+    cached: bool = False  # returned by the ranker's result cache (stored, or computed by a concurrent call)
 
     @property
     def depth(self) -> int:

@@ -58,10 +58,6 @@ class Backend(abc.ABC):
     context_length: int | None = None
     capacity: int | None = None
 
-    async def prepare(self) -> None:
-        """Learn what the backend must ask for (a server's model, ``context_length``) before the
-        first window; idempotent. The engine awaits it once before fitting windows."""
-
     @abc.abstractmethod
     async def generate(self, request: GenerationRequest) -> Generation:
         """Generate one completion. Called concurrently from the engine's event loop."""

@@ -18,7 +18,7 @@ def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at I
 
 from . import rerank  # noqa: E402  (registers its commands on ``app``)
 from . import eval as eval_commands  # noqa: E402,F401  (reasonrank eval, reasonrank compare)
-from . import batch, demo, models, serve  # noqa: E402,F401
+from . import batch, demo, mcp, models, serve  # noqa: E402,F401
 
 __all__ = ["app", "main", "rerank"]
 

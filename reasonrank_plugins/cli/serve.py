@@ -10,7 +10,7 @@ from .options import ranker_options
 
 
 @app.command()
-@ranker_options()
+@ranker_options(cache_size=1024)
 def serve(
     host: str = typer.Option("127.0.0.1", help="Other than loopback only with a token."),
     port: int = typer.Option(8000),
@@ -24,10 +24,15 @@ def serve(
     allow_strategy_override: bool = typer.Option(
         True, help="Let a request choose its own strategy (else a request naming another one gets 400)."
     ),
+    served_model_name: list[str] = typer.Option(
+        [], help="Another name a request's 'model' may give, e.g. rerank-v3.5 for clients that require "
+        "one (repeatable; the model's own name and --model are always served).",
+    ),
     *,
     options: RankerOptions,
 ) -> None:
-    """Serve POST /v1/rerank (Cohere/Jina rerank API + reasoning), GET /healthz and GET /metrics."""
+    """Serve POST /v1/rerank and /v2/rerank (Cohere's rerank API + reasoning), POST /rerank (Text
+    Embeddings Inference's), GET /healthz and GET /metrics; the result cache is on (--cache-size)."""
     from ..server.app import ServerLimits
     from ..server.run import check_bind
     from ..server.run import serve as run_server
@@ -44,5 +49,5 @@ def serve(
     typer.echo(f"serving {ranker.model} ({ranker.backend.name}) on http://{host}:{port}/v1/rerank", err=True)
     run_server(
         ranker, host=host, port=port, token=token, limits=limits, shutdown_timeout=shutdown_timeout,
-        allow_strategy_override=allow_strategy_override,
+        allow_strategy_override=allow_strategy_override, model_names=served_model_name,
     )

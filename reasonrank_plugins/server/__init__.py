@@ -1,6 +1,8 @@
-"""``reasonrank serve``: a Cohere/Jina-compatible ``/v1/rerank`` service over one shared ``ReasonRanker``.
+"""``reasonrank serve``: Cohere's ``/v1/rerank`` and ``/v2/rerank`` and TEI's ``/rerank`` over one
+shared ``ReasonRanker``; ``reasonrank mcp``: the same ranker as an MCP tool (``mcp_tool``).
 
-Importing this package is cheap; FastAPI and uvicorn are imported by ``app`` and ``run``.
+Importing this package is cheap; FastAPI and uvicorn are imported by ``app`` and ``run``, the mcp
+SDK by ``mcp_tool``.
 """
 
 from __future__ import annotations

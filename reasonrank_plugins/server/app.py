@@ -1,64 +1,62 @@
-"""The FastAPI app: ``POST /v1/rerank`` (also ``/v2/rerank`` for Cohere's v2 client), ``/healthz``,
-``/metrics``. All requests share one ``ReasonRanker``, so windows of concurrent requests are batched
-by its engine."""
+"""The FastAPI app: Cohere's ``POST /v1/rerank`` and ``/v2/rerank``, Text Embeddings Inference's
+``POST /rerank``, ``/healthz`` and ``/metrics``. All requests share one ``ReasonRanker``, so windows
+of concurrent requests are batched by its engine (and answered from its result cache, when on)."""
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..parse import ParseStatus
+from .cohere import cohere_rerank
+from .schemas import ErrorBody, Health, RerankRequest, RerankResponse, TEIRank, TEIRerankRequest
+from .state import ApiError, ServerLimits, ServerState
+from .tei import tei_rerank
 from ..ranker import ReasonRanker
-from ..types import Passage, RerankResult
-from .metrics import Metrics
-from .schemas import ErrorBody, RerankRequest, RerankResponse, ResultItem, Usage
 
-
-@dataclass
-class ServerLimits:
-    max_documents: int = 1000  # per request (413 beyond)
-    max_request_bytes: int = 4 * 1024 * 1024  # request body (413 beyond)
-    max_queued: int = 64  # rerank requests admitted and not finished (429 beyond)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, type: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.type, self.message, self.headers = status, type, message, headers
-
-
-class ServerState:
-    """What the handlers share: the ranker, the limits, whether a request may choose its strategy,
-    the queue count and the draining flag."""
-
-    def __init__(
-        self, ranker: ReasonRanker, limits: ServerLimits, allow_strategy_override: bool = True
-    ) -> None:
-        self.ranker = ranker
-        self.limits = limits
-        self.allow_strategy_override = allow_strategy_override
-        self.queued = 0
-        self.draining = False
-        self.metrics = Metrics(ranker.engine, lambda: self.queued)
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def error_response(
-    status: int, type: str, message: str, headers: dict[str, str] | None = None
+    status: int, type: str, message: str, request_id: str | None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
-        ErrorBody(type=type, message=message).model_dump(), status_code=status, headers=headers
-    )
+    body = ErrorBody(type=type, message=message, request_id=request_id)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in [
+        (400, "Bad input: an unknown model, a strategy the server refuses, a document without the ranked fields."),
+        (401, "Missing or wrong token (a token is configured)."),
+        (413, "Too many documents, or a body over the limit."),
+        (422, "The body is not a valid request."),
+        (429, "Too many requests queued; retry after the Retry-After header's seconds."),
+        (500, "An internal error; its details are in the server's log under the request id."),
+        (503, "The server is shutting down."),
+    ]
+}
 
 
 def create_app(
@@ -68,11 +66,15 @@ def create_app(
     limits: ServerLimits | None = None,
     close_ranker: bool = False,
     allow_strategy_override: bool = True,
+    model_names: Sequence[str] = (),
 ) -> FastAPI:
-    """The rerank app over ``ranker``. With ``token`` every endpoint but ``/healthz`` needs
-    ``Authorization: Bearer <token>``. ``close_ranker`` closes the ranker at shutdown. A request may
-    name its own ``strategy`` unless ``allow_strategy_override`` is false (then it gets a 400)."""
-    state = ServerState(ranker, limits or ServerLimits(), allow_strategy_override)
+    """The rerank app over ``ranker``. With ``token`` every endpoint but ``/healthz`` needs an
+    ``Authorization`` header of ``Bearer <token>`` or the bare ``<token>`` (as LlamaIndex's TEI
+    client sends it). ``close_ranker`` closes the ranker at shutdown. A request may name its own
+    ``strategy`` unless ``allow_strategy_override`` is false (then it gets a 400). The ``model`` a
+    Cohere request names must be one the server serves: the ranker's model name, the model it
+    was started with (``--model``), or one of ``model_names`` (aliases such as ``rerank-v3.5``)."""
+    state = ServerState(ranker, limits or ServerLimits(), allow_strategy_override, model_names)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -82,66 +84,81 @@ def create_app(
             ranker.close()
 
     app = FastAPI(title="reasonrank", version=__version__, lifespan=lifespan)
+    app.description = "Reasoning listwise reranking (ReasonRank) in Cohere's and TEI's rerank shapes."
     app.state.server = state
-    bearer = HTTPBearer(auto_error=False)
+    header = APIKeyHeader(
+        name="Authorization", auto_error=False, description="'Bearer <token>' or '<token>', when one is set."
+    )
 
-    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def authorize(given: str | None = Depends(header)) -> None:
         if token is None:
             return
-        given = credentials.credentials if credentials else ""
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise ApiError(
-                401, "unauthorized", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"}
-            )
+        value = (given or "").strip()
+        if value[:7].lower() == "bearer ":
+            value = value[7:].strip()
+        if not secrets.compare_digest(value.encode(), token.encode()):
+            raise ApiError(401, "unauthorized", "missing or wrong token", {"WWW-Authenticate": "Bearer"})
+
+    @app.middleware("http")
+    async def _request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Every response carries ``x-request-id`` (the client's, when it sent a plain one). An
+        unhandled exception is logged with it and answered with a generic 500."""
+        given = request.headers.get("x-request-id", "")
+        rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request.state.request_id = rid
+        try:
+            response = await call_next(request)
+        except Exception:
+            logger.exception("request %s (%s %s) failed", rid, request.method, request.url.path)
+            response = error_response(500, "internal_error", "internal server error", rid)
+        response.headers["x-request-id"] = rid
+        return response
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         if exc.status in (413, 429, 503):
             state.metrics.rejected.labels(exc.type).inc()
-        return error_response(exc.status, exc.type, exc.message, exc.headers)
+        return error_response(exc.status, exc.type, exc.message, request_id(request), exc.headers)
 
     @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, "http_error", str(exc.detail), exc.headers)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, "http_error", str(exc.detail), request_id(request), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "invalid_request", str(exc.errors()))
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid_request", str(exc.errors()), request_id(request))
 
-    @app.exception_handler(Exception)
-    async def _crash(_: Request, exc: Exception) -> JSONResponse:  # the server logs the traceback
-        return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
-
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health, responses={503: {"model": Health, "description": "Draining."}})
     async def healthz() -> JSONResponse:
-        body = {
-            "status": "draining" if state.draining else "ok",
-            "model": ranker.model,
-            "backend": ranker.backend.name,
-            "strategy": ranker.config.strategy,
-            "queued": state.queued,
-            "max_queued": state.limits.max_queued,
-        }
-        return JSONResponse(body, status_code=503 if state.draining else 200)
+        """Liveness and what is served; 503 while the server drains."""
+        body = Health(
+            status="draining" if state.draining else "ok",
+            model=ranker.model,
+            models=state.models,
+            backend=ranker.backend.name,
+            strategy=ranker.config.strategy,
+            queued=state.queued,
+            max_queued=state.limits.max_queued,
+        )
+        return JSONResponse(body.model_dump(), status_code=503 if state.draining else 200)
 
-    @app.get("/metrics", dependencies=[Depends(authorize)])
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(authorize)],
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text."},
+            401: ERRORS[401],
+        },
+    )
     async def metrics() -> Response:
+        """Prometheus metrics of this app."""
         from prometheus_client import CONTENT_TYPE_LATEST
 
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    body_schema = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": RerankRequest.model_json_schema()}},
-        }
-    }
-
-    route = {"dependencies": [Depends(authorize)], "response_model_exclude_none": True}
-
-    @app.post("/v1/rerank", openapi_extra=body_schema, **route)
-    @app.post("/v2/rerank", include_in_schema=False, **route)
-    async def rerank(request: Request) -> RerankResponse:
+    async def admitted(handle: Callable[[], Awaitable[T]]) -> T:
+        """Run one rerank request under the queue limit, counting it in the metrics."""
         began = time.perf_counter()
         status, admitted = 500, False
         try:
@@ -152,7 +169,7 @@ def create_app(
                 raise ApiError(429, "too_many_requests", message, {"Retry-After": "1"})
             state.queued += 1
             admitted = True
-            response = await _rerank(state, request)
+            response = await handle()
             status = 200
             return response
         except ApiError as exc:
@@ -163,71 +180,46 @@ def create_app(
             state.metrics.requests.labels(str(status)).inc()
             state.metrics.latency.observe(time.perf_counter() - began)
 
+    route = {"dependencies": [Depends(authorize)], "response_model_exclude_none": True, "responses": ERRORS}
+
+    def cohere_route(version: str) -> Callable[[Request], Awaitable[RerankResponse]]:
+        async def rerank(request: Request) -> RerankResponse:
+            return await admitted(lambda: cohere_rerank(state, request, version))
+
+        rerank.__doc__ = f"Cohere's rerank (client API v{version}), with reasoning per result and usage."
+        return rerank
+
+    for version in ("1", "2"):
+        app.post(
+            f"/v{version}/rerank", response_model=RerankResponse, openapi_extra=request_body(RerankRequest),
+            name=f"rerank_v{version}", **route,
+        )(cohere_route(version))
+
+    @app.post("/rerank", response_model=list[TEIRank], openapi_extra=request_body(TEIRerankRequest), **route)
+    async def rerank_tei(request: Request) -> list[TEIRank]:
+        """Text Embeddings Inference's rerank: one entry per text, highest score first."""
+        return await admitted(lambda: tei_rerank(state, request))
+
+    def openapi() -> dict[str, Any]:
+        """The generated schema plus the request bodies, which the handlers read themselves
+        (to enforce the body limit while reading)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            _, defs = models_json_schema(
+                [(RerankRequest, "validation"), (TEIRerankRequest, "validation")],
+                ref_template="#/components/schemas/{model}",
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs["$defs"])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise ApiError(413, "request_too_large", f"request body is {length} bytes (limit {limit})")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, "request_too_large", f"request body is over {limit} bytes")
-    return bytes(body)
+def request_body(model: type[BaseModel]) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-async def _rerank(state: ServerState, request: Request) -> RerankResponse:
-    limits = state.limits
-    body = await _read_body(request, limits.max_request_bytes)
-    try:
-        req = RerankRequest.model_validate_json(body)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", str(exc)) from exc
-    if len(req.documents) > limits.max_documents:
-        raise ApiError(
-            413, "too_many_documents", f"{len(req.documents)} documents (limit {limits.max_documents})"
-        )
-    own = state.ranker.config.strategy
-    if req.strategy not in (None, own) and not state.allow_strategy_override:
-        raise ApiError(
-            400, "strategy_override_forbidden",
-            f"this server ranks with strategy {own!r} and does not take another one; leave 'strategy' out",
-        )
-    passages = [Passage(d) if isinstance(d, str) else Passage(d.text, d.title or None) for d in req.documents]
-    try:
-        result = await state.ranker.arerank(req.query, passages, top_k=req.top_n, strategy=req.strategy)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_request", str(exc)) from exc
-    state.metrics.observe(result)
-    return _response(state.ranker.model, req, result)
-
-
-def _response(model: str, req: RerankRequest, result: RerankResult) -> RerankResponse:
-    def document(index: int) -> dict | None:
-        if not req.return_documents:
-            return None
-        doc = req.documents[index]
-        return {"text": doc} if isinstance(doc, str) else doc.model_dump(exclude_none=True)
-
-    results = [
-        ResultItem(index=h.index, relevance_score=h.score, document=document(h.index), reasoning=h.reasoning)
-        for h in result.hits
-    ]
-    usage = Usage(
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        total_tokens=result.prompt_tokens + result.completion_tokens,
-        windows=len(result.windows),
-        forced=result.forced,
-        seconds=round(result.seconds, 4),
-        strategy=result.strategy,
-        depth=result.depth,
-        statuses={str(status): result.statuses[str(status)] for status in ParseStatus},
-        timed_out=result.timed_out,
-    )
-    return RerankResponse(id=str(uuid.uuid4()), model=model, results=results, usage=usage)
-
-
-__all__ = ["ServerLimits", "ServerState", "create_app"]
+__all__ = ["ApiError", "ServerLimits", "ServerState", "create_app"]

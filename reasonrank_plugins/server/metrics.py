@@ -26,6 +26,7 @@ class Metrics:
         self.windows = Counter("reasonrank_windows", "Model windows by parse status", ["status"], registry=r)
         self.forced = Counter("reasonrank_forced_answers", "Windows whose answer was forced", registry=r)
         self.tokens = Counter("reasonrank_tokens", "Model tokens", ["kind"], registry=r)
+        self.cached = Counter("reasonrank_cached_results", "Results answered from the result cache", registry=r)
         Gauge(
             "reasonrank_queued_requests", "Rerank requests admitted and not finished", registry=r
         ).set_function(queued)
@@ -37,7 +38,11 @@ class Metrics:
         ).set_function(lambda: engine.peak_in_flight)
 
     def observe(self, result: RerankResult) -> None:
+        """Count one result; a cached one cost no model call, so only its documents count."""
         self.documents.inc(len(result.passages))
+        if result.cached:
+            self.cached.inc()
+            return
         for status, count in result.statuses.items():
             self.windows.labels(status).inc(count)
         self.forced.inc(result.forced)

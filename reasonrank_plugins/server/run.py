@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Sequence
 
 from ..ranker import ReasonRanker
 from .app import ServerLimits, ServerState, create_app
@@ -38,14 +39,17 @@ def serve(
     shutdown_timeout: float | None = 300.0,
     log_level: str = "info",
     allow_strategy_override: bool = True,
+    model_names: Sequence[str] = (),
 ) -> None:
     """Serve ``ranker`` until SIGINT/SIGTERM, then refuse new requests, finish the in-flight ones
-    (up to ``shutdown_timeout`` seconds) and close the ranker."""
+    (up to ``shutdown_timeout`` seconds) and close the ranker. ``model_names`` are further names a
+    request's ``model`` may give (see :func:`~reasonrank_plugins.server.app.create_app`)."""
     import uvicorn
 
     check_bind(host, token)
     app = create_app(
-        ranker, token=token, limits=limits, close_ranker=True, allow_strategy_override=allow_strategy_override
+        ranker, token=token, limits=limits, close_ranker=True, allow_strategy_override=allow_strategy_override,
+        model_names=model_names,
     )
     state: ServerState = app.state.server
 

@@ -44,7 +44,8 @@ def test_the_adapter_fields_are_the_options():
 
 
 @pytest.mark.parametrize(("command", "excluded", "defaults"), [
-    ("rerank", (), {}), ("serve", (), {}), ("eval", ("depth",), {}), ("batch", ("depth",), {}),
+    ("rerank", (), {}), ("eval", ("depth",), {}), ("batch", ("depth",), {}), ("mcp", (), {}),
+    ("serve", (), {"cache_size": 1024}),  # a server caches by default
     ("demo", ("depth",), {"max_passage_tokens": 100}),  # DL19's web passages
 ])
 def test_every_command_that_builds_a_ranker_takes_every_option(command, excluded, defaults):

@@ -35,6 +35,8 @@ def test_auth_limits_and_cohere_clients(server_factory):
         "8",
         "--max-request-bytes",
         "4000",
+        "--served-model-name",
+        "rerank-v3.5",
         env={"REASONRANK_TOKEN": "t0ken"},
     )
     body = {"query": QUERY, "documents": DOCS}
@@ -80,7 +82,7 @@ def test_strategy_flags_and_the_cohere_client_with_the_new_usage(server_factory)
     server = server_factory(
         "--backend", "scripted", "--strategy", "tdpart", "--cutoff", str(opts["cutoff"]),
         "--window", str(opts["window_size"]), "--step", str(opts["step"]), "--timeout", "60",
-        "--no-allow-strategy-override",
+        "--no-allow-strategy-override", "--served-model-name", "rerank-v3.5",
     )
     body = {"query": OVERLAP_QUERY, "documents": TDPART_CASE["texts"]}
     r = httpx.post(f"{server.url}/v1/rerank", json=body)

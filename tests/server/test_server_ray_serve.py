@@ -1,0 +1,99 @@
+"""The Ray Serve deployment on this CPU machine: two replicas of the scripted backend behind Ray
+Serve's HTTP proxy; requests are spread over both, and redeploying at one replica mid-load (Serve
+stops the old replicas gracefully) loses no admitted request. A replica killed outright is not
+covered."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ray = pytest.importorskip("ray")
+serve = pytest.importorskip("ray.serve")
+
+from reasonrank_plugins.server.ray_serve import app_builder  # noqa: E402
+
+QUERY = "red fox"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_serve():
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+    ray.shutdown()
+
+
+def request(url: str, n: int) -> tuple[int, list[int], str]:
+    docs = [f"doc {n} number {i}" + (" red fox" if i == n % 4 else "") for i in range(4)]
+    r = httpx.post(f"{url}/v1/rerank", json={"query": QUERY, "documents": docs, "return_documents": True},
+                   headers={"Authorization": "Bearer t0ken"}, timeout=60)
+    assert r.status_code == 200, r.text
+    got = [x["document"]["text"] for x in r.json()["results"]]
+    assert sorted(got) == sorted(docs) and got[0] == docs[n % 4]  # its own documents, its own best
+    return n, [x["index"] for x in r.json()["results"]], r.headers["x-reasonrank-replica"]
+
+
+def test_the_shipped_serve_config_builds_an_application():
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    text = (Path(__file__).parents[2] / "deploy" / "ray_serve.yaml").read_text()
+    config = ServeDeploySchema.model_validate(yaml.safe_load(text))
+    app = config.applications[0]
+    assert app.import_path == "reasonrank_plugins.server.ray_serve:app_builder"
+    deployment = app_builder(app.args)._bound_deployment
+    assert deployment.ray_actor_options["num_gpus"] == 1
+    assert deployment._deployment_config.autoscaling_config.max_replicas == 4  # passed through
+    options = deployment.init_args[0]
+    assert (options.model, options.backend, options.cache_size) == ("liuwenhan/reasonrank-7B", "vllm", 1024)
+    assert deployment.init_args[3] == ["rerank-v3.5"]
+
+
+@pytest.mark.slow
+def test_two_replicas_share_the_load_and_a_redeploy_to_one_loses_no_request(ray_serve):
+    args = {"backend": "scripted", "model": "overlap", "window_size": "4", "step": "2", "latency": "0.2",
+            "token": "t0ken", "num_replicas": 2, "cache_size": 0}
+    serve.run(app_builder(args), name="reasonrank", route_prefix="/", blocking=False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{ray_serve}/healthz", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(lambda n: request(ray_serve, n), range(32)))
+    assert len({replica for _, _, replica in first}) == 2  # spread over both replicas
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        load = [pool.submit(request, ray_serve, n) for n in range(96)]
+        time.sleep(1.0)
+        serve.run(app_builder(args | {"num_replicas": 1}), name="reasonrank", route_prefix="/", blocking=False)
+        results = [f.result() for f in load]  # every one a 200 with its own documents
+    assert len(results) == 96
+    # Serve may roll the redeploy onto a new replica; the old ones stop gracefully (draining)
+    assert len({replica for _, _, replica in results}) >= 2
+    deadline = time.monotonic() + 60
+    def replicas() -> dict[str, int]:  # replicas by state
+        return dict(serve.status().applications["reasonrank"].deployments["reasonrank"].replica_states)
+
+    while replicas() != {"RUNNING": 1}:
+        assert time.monotonic() < deadline, replicas()
+        time.sleep(0.5)
+    after = {request(ray_serve, n)[2] for n in range(8)}
+    assert len(after) == 1  # one replica left
