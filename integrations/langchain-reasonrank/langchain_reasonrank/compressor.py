@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables import RunnableLambda
 from pydantic import (
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
     SerializerFunctionWrapHandler,
-    ValidationError,
     model_serializer,
 )
 
-from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
-from reasonrank_plugins.adapter_fields import EngineFields
+from reasonrank_plugins import Passage, RankedPassage
+from reasonrank_plugins.adapter_fields import PydanticAdapter
 from reasonrank_plugins.adapters import (
     SHARED_RANKER,
     annotate,
-    api_key_from_env,
     arerank,
-    build_for,
     check_documents,
-    check_ranker,
-    invalid_arguments,
     rerank,
     to_passage,
 )
@@ -36,12 +27,7 @@ from reasonrank_plugins.adapters import (
 SCORE_KEY = "relevance_score"
 
 
-def _env_key() -> SecretStr | None:
-    key = api_key_from_env()
-    return None if key is None else SecretStr(key)
-
-
-class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
+class ReasonRankCompressor(BaseDocumentCompressor, PydanticAdapter):
     """Rerank documents with a reasoning listwise model (ReasonRank).
 
     ``ContextualCompressionRetriever(base_compressor=ReasonRankCompressor(top_n=5), base_retriever=r)``.
@@ -54,50 +40,12 @@ class ReasonRankCompressor(BaseDocumentCompressor, EngineFields):
     Unknown arguments raise ``ValueError``. Callbacks see a "ReasonRankCompressor" run.
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    top_n: int | None = Field(default=5, description="Documents to return; None keeps all.")
-    score_threshold: float | None = Field(default=None, description="Drop documents scoring below it.")
-    title_key: str | None = Field(default="title", description="Metadata key of the title; None: no title.")
-    keep_retrieval_score: bool = Field(
-        default=False, description="Move an existing relevance_score to metadata['retrieval_score']."
-    )
-    api_key: SecretStr | None = Field(
-        default_factory=_env_key, exclude=True, description="Key for the openai backend; never dumped."
-    )
-    _ranker: ReasonRanker = PrivateAttr()
-    _shared: bool = PrivateAttr(default=False)
-
-    def __init__(self, *, ranker: ReasonRanker | None = None, **data: Any) -> None:
-        check_ranker(ranker)
-        try:
-            super().__init__(**data)
-        except ValidationError as error:
-            raise invalid_arguments(type(self).__name__, error.errors(), type(self).model_fields) from None
-        self._ranker = build_for(self, ranker)
-        self._shared = ranker is not None
-
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
         if self._shared:
             data["ranker"] = SHARED_RANKER  # loading it back refuses, rather than building the demo model
         return data
-
-    @property
-    def ranker(self) -> ReasonRanker:
-        return self._ranker
-
-    def close(self) -> None:
-        """Free the engine this compressor built; a shared ``ranker=`` stays open. Idempotent."""
-        if not self._shared:
-            self._ranker.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None

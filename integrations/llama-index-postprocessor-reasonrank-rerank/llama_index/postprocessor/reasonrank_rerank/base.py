@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 from llama_index.core.bridge.pydantic import (
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
     SerializationInfo,
     SerializerFunctionWrapHandler,
-    ValidationError,
     model_serializer,
 )
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -20,18 +15,14 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from reasonrank_plugins import Passage, RankedPassage, ReasonRanker
-from reasonrank_plugins.adapter_fields import EngineFields
+from reasonrank_plugins import Passage, RankedPassage
+from reasonrank_plugins.adapter_fields import PydanticAdapter
 from reasonrank_plugins.adapters import (
     META_KEYS,
     SHARED_RANKER,
     annotate,
-    api_key_from_env,
     arerank,
-    build_for,
     check_documents,
-    check_ranker,
-    invalid_arguments,
     rerank,
     to_passage,
 )
@@ -39,12 +30,7 @@ from reasonrank_plugins.adapters import (
 dispatcher = get_dispatcher(__name__)
 
 
-def _env_key() -> SecretStr | None:
-    key = api_key_from_env()
-    return None if key is None else SecretStr(key)
-
-
-class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
+class ReasonRankRerank(BaseNodePostprocessor, PydanticAdapter):
     """Rerank retrieved nodes with a reasoning listwise model (ReasonRank).
 
     ``index.as_query_engine(node_postprocessors=[ReasonRankRerank(top_n=5)])``. The engine is
@@ -57,28 +43,10 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
     the engine it built. Unknown arguments raise ``ValueError``.
     """
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    top_n: int | None = Field(default=5, description="Nodes to return; None keeps all.")
-    score_threshold: float | None = Field(default=None, description="Drop nodes scoring below it.")
-    title_key: str | None = Field(default="title", description="Metadata key of the title; None: no title.")
-    keep_retrieval_score: bool = Field(default=False, description="Keep the old score in metadata.")
-    api_key: SecretStr | None = Field(
-        default_factory=_env_key, exclude=True, description="Key for the openai backend; never dumped."
-    )
-    _ranker: ReasonRanker = PrivateAttr()
-    _shared: bool = PrivateAttr(default=False)
-
-    def __init__(self, *, ranker: ReasonRanker | None = None, **data: Any) -> None:
-        check_ranker(ranker)
+    def __init__(self, **data: Any) -> None:
         if data.get("class_name") == self.class_name():
             del data["class_name"]  # to_dict's tag, so model_validate(to_dict()) loads too
-        try:
-            super().__init__(**data)
-        except ValidationError as error:
-            raise invalid_arguments(type(self).__name__, error.errors(), type(self).model_fields) from None
-        self._ranker = build_for(self, ranker)
-        self._shared = ranker is not None
+        super().__init__(**data)
 
     @model_serializer(mode="wrap")
     def custom_model_dump(
@@ -93,21 +61,6 @@ class ReasonRankRerank(BaseNodePostprocessor, EngineFields):
     @classmethod
     def class_name(cls) -> str:
         return "ReasonRankRerank"
-
-    @property
-    def ranker(self) -> ReasonRanker:
-        return self._ranker
-
-    def close(self) -> None:
-        """Free the engine this postprocessor built; a shared ``ranker=`` stays open. Idempotent."""
-        if not self._shared:
-            self._ranker.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
