@@ -238,6 +238,7 @@ def main(
             f"{f['cache_hit_rate']:>6.0%} {run.rss_start_mib:>10.1f} {run.rss_peak_mib:>6.1f} "
             f"{run.rss_end_mib:>8.1f} {len(run.wrong) + len(run.errors):>6} {bad:>10}"
         )
+    typer.echo("hits: the share of /v1 and /v2 answers with usage.cached (TEI's shape does not say)")
     for run in runs:
         typer.echo(f"{run.name}, malformed answers: {json.dumps(run.malformed)}")
         for problem in (run.wrong + run.errors)[:5]:
