@@ -118,7 +118,10 @@ def malformed_bodies() -> list[tuple[str, dict[str, object]]]:
         ("truncated", {"content": b'{"query": "q", "documents": ["a", "b"', "route": "/v1/rerank"}),
         ("truncated", {"content": b'{"query": "q", "texts": ["a"', "route": "/rerank"}),
         ("wrong types", {"json": {"query": 5, "documents": "a b"}, "route": "/v2/rerank"}),
-        ("wrong types", {"json": {"query": "q", "documents": [1, None], "top_n": "x"}, "route": "/v1/rerank"}),
+        (
+            "wrong types",
+            {"json": {"query": "q", "documents": [1, None], "top_n": "x"}, "route": "/v1/rerank"},
+        ),
         ("wrong types", {"json": {"query": ["q"], "texts": [{"t": 1}]}, "route": "/rerank"}),
         ("10 MB", {"content": big, "route": "/v1/rerank"}),
         ("10 MB chunked", {"content": chunked, "route": "/v2/rerank"}),
@@ -152,7 +155,9 @@ class Run:
         }
 
 
-async def load(url: str, proc: psutil.Process, run: Run, seconds: float, clients: int, requests: list[Pooled]) -> None:
+async def load(
+    url: str, proc: psutil.Process, run: Run, seconds: float, clients: int, requests: list[Pooled]
+) -> None:
     stop = time.perf_counter() + seconds
     run.rss_start_mib = proc.memory_info().rss / 2**20
 
@@ -224,7 +229,9 @@ def main(
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
-    typer.echo(f"server: reasonrank serve {' '.join(args)}; {clients} clients + 1 malformed, {seconds:g} s per run,")
+    typer.echo(
+        f"server: reasonrank serve {' '.join(args)}; {clients} clients + 1 malformed, {seconds:g} s per run,"
+    )
     typer.echo(f"requests drawn from {pool_size} distinct ones of {DOCS} documents over {', '.join(ROUTES)}")
     typer.echo(
         f"{'run':>10} {'requests':>9} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'hits':>6} "
