@@ -65,8 +65,7 @@ def start_server(*args: str, env: dict[str, str] | None = None, ready_timeout: f
     raise RuntimeError(f"server did not become ready in {ready_timeout}s")
 
 
-@pytest.fixture
-def server_factory() -> Iterator:
+def _factory() -> Iterator:
     started: list[Server] = []
 
     def factory(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 120) -> Server:
@@ -82,3 +81,14 @@ def server_factory() -> Iterator:
                 server.proc.wait(30)
             except subprocess.TimeoutExpired:
                 server.proc.kill()
+
+
+@pytest.fixture
+def server_factory() -> Iterator:
+    yield from _factory()
+
+
+@pytest.fixture(scope="module")
+def module_server_factory() -> Iterator:
+    """``server_factory`` for servers shared by the tests of one module."""
+    yield from _factory()

@@ -1,13 +1,19 @@
 """Load: 200 requests from 20 concurrent clients against a real server process with the scripted
 engine, twice. Every request is answered with its own documents; latencies are printed (not
-asserted); the server's memory after the second round is not meaningfully above the first."""
+asserted); the server's memory after the second round is not meaningfully above the first.
+Then ``benchmarks/server_load.py`` for a few seconds per run (cache on, cache off), with a client
+sending malformed bodies throughout: its correctness checks are asserted, not its figures."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -78,3 +84,35 @@ def test_200_requests_from_20_clients(server_factory):
     assert "reasonrank_queued_requests 0.0" in metrics
     assert rss[1] - rss[0] < 25 * 2**20, f"RSS grew {(rss[1] - rss[0]) / 2**20:.1f} MiB over 200 requests"
     server.stop()
+
+
+def test_malformed_bodies_do_not_disturb_the_others(tmp_path):
+    """20 clients draw from 100 requests over /v1, /v2 and TEI's /rerank, with the cache on and off,
+    while one more sends truncated JSON, wrong types, 10 MB bodies and 5,000 documents."""
+    script = Path(__file__).parents[2] / "benchmarks" / "server_load.py"
+    out = tmp_path / "load.json"
+    cmd = [sys.executable, str(script), "--seconds", "4", "--clients", "20", "--json", str(out)]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = {run["name"]: run for run in json.loads(out.read_text())}
+    assert set(runs) == {"cache on", "cache off"}
+    expected = {
+        "truncated": {"422"},
+        "wrong types": {"422"},
+        "10 MB": {"413"},
+        "10 MB chunked": {"413"},
+        "5000 documents": {"413"},
+    }
+    for name, run in runs.items():
+        assert run["requests"] > 20, (name, run["requests"])
+        assert run["wrong"] == [] and run["errors"] == [], (name, run["wrong"][:3], run["errors"][:3])
+        assert set(run["malformed"]) == set(expected), (name, run["malformed"])
+        for kind, statuses in run["malformed"].items():
+            assert set(statuses) <= expected[kind], (name, kind, statuses)
+        assert run["rss_peak_mib"] - run["rss_start_mib"] < 100, (
+            name,
+            run["rss_start_mib"],
+            run["rss_peak_mib"],
+        )
+    assert runs["cache on"]["cached"] > 0  # repeated requests were answered from the cache
+    assert runs["cache off"]["cached"] == 0
