@@ -29,6 +29,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def ray_serve():
+    if ray.is_initialized():  # another module's instance has other settings
+        ray.shutdown()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
