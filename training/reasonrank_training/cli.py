@@ -1,4 +1,4 @@
-"""``reasonrank-train``: synth -> filter -> sft -> grpo -> export (and evaluate)."""
+"""``reasonrank-train``: synth (or import) -> filter -> sft -> grpo -> export (and evaluate)."""
 
 from __future__ import annotations
 
@@ -115,6 +115,41 @@ def synth(
 
     usage = asyncio.run(go())
     typer.echo(json.dumps({"output": str(output), **asdict(usage)}))
+
+
+@app.command("import")
+def import_(
+    source: str = typer.Argument(..., help="Hub dataset id (liuwenhan/reasonrank_data_...) or a local copy."),
+    fmt: str = typer.Option(..., "--format", "-f", help="13k, sft or rl (the published layouts)."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL of synth records (overwritten)."),
+    disjoint_from: list[Path] = typer.Option(
+        [], help="Imported JSONL whose queries this import must not contain (SFT vs RL)."
+    ),
+    overlap: str = typer.Option("drop", help="drop (and count) or error on queries in --disjoint-from."),
+    join_13k: str | None = typer.Option(
+        None, help="13k source: take qids, docids and relevance of sft/rl rows from it (same query)."
+    ),
+    split: str | None = typer.Option(None, help="rl only: train or val (default: both)."),
+) -> None:
+    """Read the paper's published data into records that filter, sft and grpo take."""
+    from .data import read_jsonl, write_jsonl
+    from .importing import import_published
+
+    if overlap not in ("drop", "error"):
+        raise typer.BadParameter("--overlap is drop or error")
+    try:
+        records, report = import_published(
+            fmt,  # type: ignore[arg-type]
+            source,
+            disjoint_from=[read_jsonl(p) for p in disjoint_from],
+            overlap=overlap,  # type: ignore[arg-type]
+            join_13k=join_13k,
+            split=split,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    write_jsonl(output, records)
+    typer.echo(json.dumps({"output": str(output), **asdict(report)}))
 
 
 @app.command("filter")
