@@ -185,7 +185,9 @@ def _store_rows(path: Path) -> Iterator[tuple[str, str, str]]:
                 yield key, text, ""
         return
     if path.suffix == ".jsonl":
-        rows: Any = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows: Any = [
+            json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
     else:
         rows = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(rows, dict):
@@ -194,7 +196,9 @@ def _store_rows(path: Path) -> Iterator[tuple[str, str, str]]:
         key = next((row[k] for k in ID_KEYS if k in row), None)
         text = next((row[k] for k in TEXT_KEYS if k in row and isinstance(row[k], str)), None)
         if key is None or text is None:
-            raise ValueError(f"{path}: a row without an id ({ID_KEYS}) or a text ({TEXT_KEYS}): {sorted(row)}")
+            raise ValueError(
+                f"{path}: a row without an id ({ID_KEYS}) or a text ({TEXT_KEYS}): {sorted(row)}"
+            )
         yield str(key), text, row.get("title") or ""
 
 
@@ -210,7 +214,7 @@ def _store(folder: Path) -> dict[str, tuple[str, str]]:
 
 
 def read_13k(root: Path, report: ImportReport) -> Iterator[dict[str, Any]]:
-    main = root if root.is_file() else root / "training_data_all.jsonl"
+    main = root if root.is_file() else next(iter(sorted(root.rglob("training_data_all.jsonl"))), root)
     if not main.is_file():
         raise ValueError(f"no training_data_all.jsonl in {root}")
     queries, docs = _store(main.parent / "id_query"), _store(main.parent / "id_doc")
