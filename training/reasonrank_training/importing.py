@@ -17,7 +17,8 @@ the hub's dataset cards and viewers (``huggingface.co/datasets/liuwenhan/...``):
   user message of the ReasonRank prompt (``utils.py``: ``add_prefix_prompt``/``add_post_prompt``
   for ``RANK_GPT_reasoning``, built as in ``rerank/rank_listwise_os_llm.py``: ``create_prompt``),
   ``output`` is ``<think>..</think> <answer>[..] > ..</answer>``. Rows carry no qid, docids or
-  relevance labels (not in the column mapping; the card shows none).
+  relevance labels (not in the column mapping; the card shows none). Not published but read too:
+  LLaMA-Factory's chat form, ``messages`` (role/content) or ``conversations`` (from/value).
 - ``rl`` (``liuwenhan/reasonrank_data_rl``): verl parquet, ``train.parquet`` and ``val.parquet``
   (the repository's ``README.md`` 3.3.2 c and ``verl/train_grpo.sh``), columns ``prompt`` (the
   system and user messages), ``label`` (the gold ranking ``[20] > [1] > ..``), ``initial_list``,
@@ -250,20 +251,31 @@ def _files(root: Path, pattern: str) -> list[Path]:
     return files
 
 
+def _alpaca_or_chat(row: dict[str, Any]) -> tuple[str, str]:
+    """(user message, reply) of an alpaca row (the published mapping) or, not published but
+    LLaMA-Factory's other form, a ``messages``/``conversations`` row."""
+    if "instruction" in row:
+        return row["instruction"] + (row.get("input") or ""), row.get("output") or ""
+    turns = row.get("messages") or row.get("conversations") or []
+    by_role = {t.get("role", t.get("from")): t.get("content", t.get("value", "")) for t in turns}
+    return by_role.get("user", by_role.get("human", "")), by_role.get("assistant", by_role.get("gpt", ""))
+
+
 def read_sft(root: Path, report: ImportReport) -> Iterator[dict[str, Any]]:
     """LLaMA-Factory alpaca rows; docids are made up (``{qid}#{i}``), relevance is not published."""
     for path in _files(root, "*.json"):
         rows = json.loads(path.read_text(encoding="utf-8"))
         for row in rows if isinstance(rows, list) else []:
             report.rows += 1
+            user, output = _alpaca_or_chat(row)
             try:
-                query, contents = parse_prompt(row["instruction"] + (row.get("input") or ""))
-            except (KeyError, ValueError) as exc:
+                query, contents = parse_prompt(user)
+            except ValueError as exc:
                 report.skip(f"prompt: {exc}")
                 continue
             qid = str(row.get("qid") or _qid("sft", query))
             candidates = [_candidate(f"{qid}#{i}", c) for i, c in enumerate(contents, start=1)]
-            reasoning, answer, _ = split_output(row.get("output") or "")
+            reasoning, answer, _ = split_output(output)
             yield _record(
                 "sft", qid, query, row.get("dataset") or "reasonrank_sft", candidates,
                 relevant_docids=[], relevant_source="unpublished", reasoning=reasoning,
@@ -311,17 +323,23 @@ def _join(records: Iterable[dict[str, Any]], full: dict[str, dict[str, Any]], re
     """Take qid, docids, dataset and (when missing) relevance from the 13k row of the same query."""
     for record in records:
         match = full.get(split_key(record["query"]))
-        if match and len(match["initial_list"]) == len(record["candidates"]):
+        if not match or len(match["initial_list"]) != len(record["candidates"]):
+            yield record
+            continue
+        if record["published"] == "sft":  # made-up docids: the 13k row's, in the same order
             record["candidates"] = [
                 {**c, "docid": d} for c, d in zip(record["candidates"], match["initial_list"], strict=True)
             ]
-            record.update(
-                qid=match["qid"], dataset=match["dataset"], initial_list=list(match["initial_list"]),
-                id=f"{match['qid']}:0-{len(match['initial_list'])}#0",
-            )  # fmt: skip
-            if not record["relevant_docids"]:
-                record.update(relevant_docids=match["relevant_docids"], relevant_source="teacher (13k)")
-            report.joined += 1
+            record["initial_list"] = list(match["initial_list"])
+        elif record["initial_list"] != match["initial_list"]:  # a different window of the query
+            yield record
+            continue
+        record.update(
+            qid=match["qid"], dataset=match["dataset"], id=f"{match['qid']}:0-{len(match['initial_list'])}#0"
+        )
+        if not record["relevant_docids"]:
+            record.update(relevant_docids=match["relevant_docids"], relevant_source="teacher (13k)")
+        report.joined += 1
         yield record
 
 

@@ -168,3 +168,29 @@ def test_a_hub_id_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
     with pytest.raises(ValueError, match="cannot download the dataset 'liuwenhan/reasonrank_data_rl'"):
         import_published("rl", "liuwenhan/reasonrank_data_rl")
+
+
+def test_rl_joined_with_13k_keeps_its_own_docids_and_gets_the_qid(tmp_path):
+    records, report = imported(tmp_path, "rl", "--join-13k", FIXTURES / "13k")
+    assert report["joined"] == 2 and [r["qid"] for r in records] == ["q3", "q4"]
+    assert records[0]["initial_list"] == ["c1", "c2", "c3", "c4"] and records[0]["relevant_docids"] == [
+        "c1",
+        "c3",
+    ]
+
+
+def test_sft_rows_in_the_chat_form_read_as_the_alpaca_ones(tmp_path):
+    rows = json.loads((FIXTURES / "sft" / "reasonrank_sft-data.json").read_text())
+    chat = [
+        {
+            "messages": [
+                {"role": "system", "content": r["system"]},
+                {"role": "user", "content": r["instruction"]},
+                {"role": "assistant", "content": r["output"]},
+            ]
+        }
+        for r in rows
+    ]
+    (tmp_path / "chat.json").write_text(json.dumps(chat))
+    alpaca, _ = import_published("sft", FIXTURES / "sft")
+    assert import_published("sft", tmp_path / "chat.json")[0] == alpaca
