@@ -31,7 +31,9 @@ the hub's dataset cards and viewers (``huggingface.co/datasets/liuwenhan/...``):
 Query and passages of ``sft`` and ``rl`` rows are read back out of the rendered prompt (the core's
 ``render_messages`` is the same text), so they are the reference's rendered, truncated contents.
 
-The published SFT and RL sets are disjoint by query. Rows carry no shared qid, so the split key
+The published SFT and RL sets are taken to be disjoint halves of the 13k set (the hub lists 6.78k and
+6.77k rows against 13.5k; no source states the split rule, and it was not checked on the real
+data here). Rows carry no shared qid, so the split key
 is the query as the prompt shows it (``split_key``); ``import --disjoint-from`` drops (or, with
 ``--overlap error``, refuses) rows whose key is in earlier imports, and reports how many.
 """
