@@ -58,8 +58,10 @@ def synth(
     all_windows: bool = typer.Option(False, help="Every sliding window, not only the top one."),
     samples: int = typer.Option(1, help="Listwise samples a window."),
     temperature: float = 0.0,
-    max_tokens: int = 4096,
-    pointwise_max_tokens: int = 1024,
+    max_tokens: int = typer.Option(
+        65536, help="Listwise reply budget, chain of thought included (DeepSeek-R1's API maximum)."
+    ),
+    pointwise_max_tokens: int = typer.Option(65536, help="Pointwise reply budget, chain of thought included."),
     max_passage_words: int = 300,
     max_passage_tokens: int | None = typer.Option(
         None, help="Cut passages to this many tokens of --tokenizer (as the student sees them), not words."
@@ -124,6 +126,9 @@ def filter_(
     alpha: float = typer.Option(0.4, help="Keep samples with NDCG@10 >= alpha."),
     qrels: Path | None = typer.Option(None, help="Real qrels (else each record's relevant_docids)."),
     require_complete: bool = typer.Option(False, help="Also drop teacher answers that miss or repeat ids."),
+    keep_truncated: bool = typer.Option(
+        False, help="Keep replies that hit the teacher's token limit (smoke runs with a tiny budget only)."
+    ),
     report: Path | None = typer.Option(None, help="Report JSON (default: OUTPUT.report.json)."),
 ) -> None:
     """Keep the samples whose teacher ranking is good enough; report counts per dataset."""
@@ -131,7 +136,11 @@ def filter_(
     from .filtering import filter_records
 
     kept, summary = filter_records(
-        read_jsonl(source), alpha=alpha, qrels=_qrels(qrels), require_complete=require_complete
+        read_jsonl(source),
+        alpha=alpha,
+        qrels=_qrels(qrels),
+        require_complete=require_complete,
+        keep_truncated=keep_truncated,
     )
     write_jsonl(output, kept)
     report_data = summary.as_dict()
