@@ -61,7 +61,9 @@ def synth(
     max_tokens: int = typer.Option(
         65536, help="Listwise reply budget, chain of thought included (DeepSeek-R1's API maximum)."
     ),
-    pointwise_max_tokens: int = typer.Option(65536, help="Pointwise reply budget, chain of thought included."),
+    pointwise_max_tokens: int = typer.Option(
+        65536, help="Pointwise reply budget, chain of thought included."
+    ),
     max_passage_words: int = 300,
     max_passage_tokens: int | None = typer.Option(
         None, help="Cut passages to this many tokens of --tokenizer (as the student sees them), not words."

@@ -290,7 +290,11 @@ def _r1_server(requests: list[dict], content: str, finish_reason: str):
 
     def handle(request: httpx.Request) -> httpx.Response:
         requests.append(json.loads(request.content))
-        message = {"role": "assistant", "content": content, "reasoning_content": "I read [2] twice: [2] > [2]"}
+        message = {
+            "role": "assistant",
+            "content": content,
+            "reasoning_content": "I read [2] twice: [2] > [2]",
+        }
         choice = {"index": 0, "message": message, "finish_reason": finish_reason}
         return httpx.Response(200, json={"id": "c", "object": "chat.completion", "created": 0,
                                          "model": "t", "choices": [choice], "usage": usage})  # fmt: skip
@@ -316,7 +320,9 @@ def test_r1_reply_with_reasoning_content_and_think_block(tmp_path, prompt, conte
     async def go():
         teacher = Teacher("http://teacher/v1", "t")
         teacher.client = AsyncOpenAI(
-            base_url="http://teacher/v1", api_key="x", http_client=_r1_server(requests, content, finish_reason)
+            base_url="http://teacher/v1",
+            api_key="x",
+            http_client=_r1_server(requests, content, finish_reason),
         )
         await synthesize([item], teacher, tmp_path / "s.jsonl", config, show_progress=False)
         await teacher.close()
@@ -328,7 +334,9 @@ def test_r1_reply_with_reasoning_content_and_think_block(tmp_path, prompt, conte
     assert "I read [2] twice" in rec["reasoning"] and "[1] is off-topic" in rec["reasoning"]
     assert rec["truncated"] is (finish_reason == "length")
     kept, report = filter_records([{**rec, "relevant_docids": ["d3"]}], alpha=0.5)
-    assert len(kept) == (finish_reason == "stop") and report.as_dict()["truncated"] == (finish_reason == "length")
+    assert len(kept) == (finish_reason == "stop") and report.as_dict()["truncated"] == (
+        finish_reason == "length"
+    )
     if kept:
         assert kept[0]["order"] == [2, 0, 1] and kept[0]["ndcg@10"] == 1.0
 
@@ -339,7 +347,9 @@ def test_synth_cuts_passages_with_the_teacher_tokenizer_as_the_student_sees_them
     requests: list[dict] = []
     long_text = " ".join(f"alpha{i}" for i in range(40))
     item = QueryItem("q1", "what is x", [{"docid": f"d{i}", "text": long_text} for i in (1, 2, 3)])
-    config = SynthConfig(prompt="reasonrank", window_size=3, max_tokens=64, pointwise="never", max_passage_tokens=6)
+    config = SynthConfig(
+        prompt="reasonrank", window_size=3, max_tokens=64, pointwise="never", max_passage_tokens=6
+    )
 
     async def go(teacher):
         teacher.client = AsyncOpenAI(
