@@ -1,6 +1,8 @@
 """The GRPO reward on hand-worked cases, one or more for every branch."""
 
 import math
+import random
+import re
 
 import ir_measures
 import pytest
@@ -162,19 +164,17 @@ def test_metrics_agree_with_ir_measures_aggregate():
 
 # Differential test: ranking_reward against an independent implementation of the paper's formula.
 #
-# ReasonRank (Liu et al., arXiv 2508.07050), section 3.3, "multi-view ranking reward": a reply whose
+# ReasonRank (Liu et al., arXiv 2508.07050), the RL stage's "multi-view ranking reward": a reply whose
 # output does not follow <think>...</think><answer>...</answer> gets -1; one whose answer is not a
 # valid ranking of the window gets 0; else R = NDCG@10 + phi1 * Recall@10 + phi2 * RBO against the
-# teacher's gold list, with phi1 = 0.2 and phi2 = 0.1, the weights of the authors' code
+# teacher's gold list, with phi1 = 0.2 and phi2 = 0.1. The exact cases and weights are taken from the
+# authors' code, the paper's own implementation (only the paper's abstract was readable here)
 # (8421BCD/ReasonRank, verl/verl/utils/reward_score/ranking.py:
 # `reward_score = ndcg10 + 0.2 * recall10 + 0.1 * rbo_score`, RBO from the `rbo` package at its
 # default p = 1). "Valid" is this package's documented reading of the answer check (README, "The GRPO
 # reward"): bracketed ids, as many (and as many unique) as the gold list, or every window id once.
 # Below, NDCG and Recall are written out by hand (binary gains, log2 discount) and RBO follows the
 # `rbo` package's running agreement, so no code is shared with reasonrank_training.metrics.
-
-import random  # noqa: E402
-import re  # noqa: E402
 
 PAPER_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>(.*?)</answer>", re.DOTALL)
 
