@@ -1,4 +1,4 @@
-"""``reasonrank-train``: synth -> filter -> sft -> grpo -> export (and evaluate)."""
+"""``reasonrank-train``: synth (or import) -> filter -> sft -> grpo -> export (and evaluate)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,12 @@ def synth(
     all_windows: bool = typer.Option(False, help="Every sliding window, not only the top one."),
     samples: int = typer.Option(1, help="Listwise samples a window."),
     temperature: float = 0.0,
-    max_tokens: int = 4096,
-    pointwise_max_tokens: int = 1024,
+    max_tokens: int = typer.Option(
+        65536, help="Listwise reply budget, chain of thought included (DeepSeek-R1's API maximum)."
+    ),
+    pointwise_max_tokens: int = typer.Option(
+        65536, help="Pointwise reply budget, chain of thought included."
+    ),
     max_passage_words: int = 300,
     max_passage_tokens: int | None = typer.Option(
         None, help="Cut passages to this many tokens of --tokenizer (as the student sees them), not words."
@@ -117,6 +121,41 @@ def synth(
     typer.echo(json.dumps({"output": str(output), **asdict(usage)}))
 
 
+@app.command("import")
+def import_(
+    source: str = typer.Argument(..., help="Hub dataset id (liuwenhan/reasonrank_data_...) or a local copy."),
+    fmt: str = typer.Option(..., "--format", "-f", help="13k, sft or rl (the published layouts)."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL of synth records (overwritten)."),
+    disjoint_from: list[Path] = typer.Option(
+        [], help="Imported JSONL whose queries this import must not contain (SFT vs RL)."
+    ),
+    overlap: str = typer.Option("drop", help="drop (and count) or error on queries in --disjoint-from."),
+    join_13k: str | None = typer.Option(
+        None, help="13k source: take qids, docids and relevance of sft/rl rows from it (same query)."
+    ),
+    split: str | None = typer.Option(None, help="rl only: train or val (default: both)."),
+) -> None:
+    """Read the paper's published data into records that filter, sft and grpo take."""
+    from .data import read_jsonl, write_jsonl
+    from .importing import import_published
+
+    if overlap not in ("drop", "error"):
+        raise typer.BadParameter("--overlap is drop or error")
+    try:
+        records, report = import_published(
+            fmt,  # type: ignore[arg-type]
+            source,
+            disjoint_from=[read_jsonl(p) for p in disjoint_from],
+            overlap=overlap,  # type: ignore[arg-type]
+            join_13k=join_13k,
+            split=split,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    write_jsonl(output, records)
+    typer.echo(json.dumps({"output": str(output), **asdict(report)}))
+
+
 @app.command("filter")
 def filter_(
     source: Path = typer.Option(..., "--input", "-i", help="Synth JSONL."),
@@ -124,6 +163,9 @@ def filter_(
     alpha: float = typer.Option(0.4, help="Keep samples with NDCG@10 >= alpha."),
     qrels: Path | None = typer.Option(None, help="Real qrels (else each record's relevant_docids)."),
     require_complete: bool = typer.Option(False, help="Also drop teacher answers that miss or repeat ids."),
+    keep_truncated: bool = typer.Option(
+        False, help="Keep replies that hit the teacher's token limit (smoke runs with a tiny budget only)."
+    ),
     report: Path | None = typer.Option(None, help="Report JSON (default: OUTPUT.report.json)."),
 ) -> None:
     """Keep the samples whose teacher ranking is good enough; report counts per dataset."""
@@ -131,7 +173,11 @@ def filter_(
     from .filtering import filter_records
 
     kept, summary = filter_records(
-        read_jsonl(source), alpha=alpha, qrels=_qrels(qrels), require_complete=require_complete
+        read_jsonl(source),
+        alpha=alpha,
+        qrels=_qrels(qrels),
+        require_complete=require_complete,
+        keep_truncated=keep_truncated,
     )
     write_jsonl(output, kept)
     report_data = summary.as_dict()
@@ -144,9 +190,12 @@ def sft(
     data: Path = typer.Option(..., "--input", "-i", help="Filtered JSONL."),
     model: str = typer.Option(..., help="Student model folder or hub id."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder (checkpoints resume)."),
-    preset: str = typer.Option("cpu-smoke", help="7b or cpu-smoke."),
-    lora: bool = typer.Option(False, help="Train LoRA adapters (PEFT) instead of all weights."),
-    lora_r: int = 16,
+    preset: str = typer.Option("cpu-smoke", help="7b, 32b (LoRA r32, alpha 32) or cpu-smoke."),
+    lora: bool | None = typer.Option(
+        None, "--lora/--no-lora", help="Train LoRA adapters (PEFT) instead of all weights (32b: on)."
+    ),
+    lora_r: int | None = typer.Option(None, help="LoRA rank (default 16; 32b: 32)."),
+    lora_alpha: int | None = typer.Option(None, help="LoRA alpha (default 2 x rank; 32b: 32)."),
     max_passage_tokens: int = 512,
     learning_rate: float | None = None,
     epochs: float | None = typer.Option(None, help="Overrides num_train_epochs."),
@@ -166,6 +215,7 @@ def sft(
         preset_name=preset,
         lora=lora,
         lora_r=lora_r,
+        lora_alpha=lora_alpha,
         max_passage_tokens=max_passage_tokens,
         measure_loss=measure_loss,
         learning_rate=learning_rate,
@@ -183,9 +233,12 @@ def grpo(
     data: Path = typer.Option(..., "--input", "-i", help="Filtered JSONL."),
     model: str = typer.Option(..., help="Policy folder (an SFT output; LoRA adapters are merged)."),
     output: Path = typer.Option(..., "--output", "-o"),
-    preset: str = typer.Option("cpu-smoke", help="7b or cpu-smoke."),
-    lora: bool = False,
-    lora_r: int = 16,
+    preset: str = typer.Option(
+        "cpu-smoke", help="7b, 32b (LoRA r32, alpha 32) or cpu-smoke; 7b/32b fit verl's batch to WORLD_SIZE."
+    ),
+    lora: bool | None = typer.Option(None, "--lora/--no-lora", help="Train new LoRA adapters (32b: on)."),
+    lora_r: int | None = typer.Option(None, help="LoRA rank (default 16; 32b: 32)."),
+    lora_alpha: int | None = typer.Option(None, help="LoRA alpha (default 2 x rank; 32b: 32)."),
     max_passage_tokens: int = 512,
     ndcg_weight: float = 1.0,
     recall_weight: float = typer.Option(0.2, help="0 with --rbo-weight 0 is the NDCG-only ablation."),
@@ -210,6 +263,7 @@ def grpo(
         preset_name=preset,
         lora=lora,
         lora_r=lora_r,
+        lora_alpha=lora_alpha,
         max_passage_tokens=max_passage_tokens,
         ndcg_weight=ndcg_weight,
         recall_weight=recall_weight,
@@ -251,7 +305,9 @@ def evaluate(
     offset: int = 0,
     limit: int | None = None,
     max_passage_tokens: int = 512,
-    reasoning_budget: int = 1024,
+    reasoning_budget: int = typer.Option(
+        3072, help="Reasoning tokens a window (the paper's 3072 new tokens)."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the full result as JSON."),
 ) -> None:
     """Rerank each query's top window: share of complete answers, parse status, nDCG@10."""

@@ -45,7 +45,7 @@ def evaluate_model(
     backend: str = "transformers",
     window_size: int = 20,
     max_passage_tokens: int = 512,
-    reasoning_budget: int = 1024,
+    reasoning_budget: int = 3072,
     show_progress: bool = True,
     **backend_options: Any,
 ) -> EvalResult:

@@ -1,4 +1,10 @@
-"""Stage 2: keep a sample when its teacher ranking reaches NDCG@10 >= alpha (self-consistency)."""
+"""Stage 2: keep a sample when its teacher ranking reaches NDCG@10 >= alpha (self-consistency).
+
+A failed parse (an empty or unreadable ``final_list``) and a truncated reply (``finish_reason ==
+"length"``: the teacher's chain of thought was cut) are dropped before ``alpha`` is applied and
+counted: a failed parse would otherwise become the first-stage order, which passes ``alpha``
+whenever the first stage is good, and SFT would pair it with reasoning that never produced it.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ class DatasetCount:
     total: int = 0
     kept: int = 0
     complete: int = 0  # teacher answers listing every id exactly once (lists_every_id)
+    failed: int = 0  # dropped: no id could be read from final_list
+    truncated: int = 0  # dropped: the teacher's reply hit its token limit (unless keep_truncated)
     ndcg_sum: float = 0.0
 
     @property
@@ -30,6 +38,7 @@ class DatasetCount:
 class FilterReport:
     alpha: float
     require_complete: bool
+    keep_truncated: bool = False
     datasets: dict[str, DatasetCount] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -37,9 +46,12 @@ class FilterReport:
             "stage": "filter",
             "alpha": self.alpha,
             "require_complete": self.require_complete,
+            "keep_truncated": self.keep_truncated,
             "datasets": {k: {**asdict(v), "mean_ndcg": v.mean_ndcg} for k, v in self.datasets.items()},
             "total": sum(v.total for v in self.datasets.values()),
             "kept": sum(v.kept for v in self.datasets.values()),
+            "failed": sum(v.failed for v in self.datasets.values()),
+            "truncated": sum(v.truncated for v in self.datasets.values()),
         }
 
 
@@ -58,6 +70,12 @@ def teacher_order(record: dict[str, Any]) -> tuple[list[int], ParseStatus]:
     """The teacher's ``final_list`` as a 0-based permutation of the window (core parser)."""
     parsed = parse_final_list(record)
     return parsed.order, parsed.status
+
+
+def is_truncated(record: dict[str, Any]) -> bool:
+    """The teacher's listwise reply stopped at its token limit (``synth`` writes ``truncated``;
+    older records carry only ``finish_reason``)."""
+    return bool(record.get("truncated", record.get("finish_reason") == "length"))
 
 
 def score(record: dict[str, Any], qrels: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
@@ -86,9 +104,11 @@ def filter_records(
     alpha: float = 0.4,
     qrels: dict[str, dict[str, int]] | None = None,
     require_complete: bool = False,
+    keep_truncated: bool = False,
 ) -> tuple[list[dict[str, Any]], FilterReport]:
-    """The kept (scored) records and per-dataset counts."""
-    report = FilterReport(alpha, require_complete)
+    """The kept (scored) records and per-dataset counts. ``keep_truncated`` is for smoke runs whose
+    teacher budget is deliberately tiny; a real run drops truncated replies."""
+    report = FilterReport(alpha, require_complete, keep_truncated)
     kept = []
     counts: dict[str, DatasetCount] = defaultdict(DatasetCount)
     for record in records:
@@ -97,10 +117,17 @@ def filter_records(
         count.total += 1
         count.complete += scored["complete"]
         count.ndcg_sum += scored["ndcg@10"]
-        if scored["ndcg@10"] >= alpha and (scored["complete"] or not require_complete):
+        if scored["parse_status"] == str(ParseStatus.FAILED):
+            count.failed += 1
+        elif is_truncated(record) and not keep_truncated:
+            count.truncated += 1
+        elif scored["ndcg@10"] >= alpha and (scored["complete"] or not require_complete):
             count.kept += 1
             kept.append(scored)
     report.datasets = dict(counts)
     for name, count in report.datasets.items():
-        logger.info("filter: %s kept %d of %d (alpha %.2f)", name, count.kept, count.total, alpha)
+        logger.info(
+            "filter: %s kept %d of %d (alpha %.2f; %d failed parses, %d truncated dropped)",
+            name, count.kept, count.total, alpha, count.failed, count.truncated,
+        )  # fmt: skip
     return kept, report

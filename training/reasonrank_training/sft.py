@@ -10,7 +10,7 @@ from typing import Any
 
 from .data import read_jsonl
 from .examples import sft_example
-from .presets import SFT_PRESETS, preset
+from .presets import SFT_PRESETS, lora_settings, preset
 
 logger = logging.getLogger(__name__)
 
@@ -58,18 +58,21 @@ def train_sft(
     output_dir: str | Path,
     *,
     preset_name: str = "cpu-smoke",
-    lora: bool = False,
-    lora_r: int = 16,
+    lora: bool | None = None,
+    lora_r: int | None = None,
+    lora_alpha: int | None = None,
     max_passage_tokens: int = 512,
     tokenizer: str | None = None,
     measure_loss: bool = True,
     seed: int = 0,
     **overrides: Any,
 ) -> SFTResult:
-    """Train on the filtered records in ``data``; resumes from the last checkpoint in ``output_dir``."""
+    """Train on the filtered records in ``data``; resumes from the last checkpoint in ``output_dir``.
+    ``lora=None`` follows the preset (32b: LoRA r32, alpha 32)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    lora, lora_r, lora_alpha = lora_settings(preset_name, lora, lora_r, lora_alpha)
     tok = load_tokenizer(model, tokenizer)
     records = read_jsonl(data)
     if not records:
@@ -88,7 +91,7 @@ def train_sft(
         train_dataset=dataset,
         eval_dataset=dataset if measure_loss else None,  # the same examples: is the loss going down?
         processing_class=tok,
-        peft_config=lora_config(lora_r, 2 * lora_r) if lora else None,
+        peft_config=lora_config(lora_r, lora_alpha) if lora else None,
     )
     before = trainer.evaluate(metric_key_prefix="before")["before_loss"] if measure_loss else None
     trainer.train(resume_from_checkpoint=last_checkpoint(output_dir))

@@ -29,6 +29,10 @@ PromptStyle = Literal["rankgpt", "reasonrank"]
 RANKGPT_SYSTEM = (
     "You are RankGPT, an intelligent assistant that can rank passages based on their relevancy to the query."
 )
+# DeepSeek's API counts the chain of thought in max_tokens (default 32K, at most 64K for
+# deepseek-reasoner: api-docs.deepseek.com/guides/reasoning_model), so the defaults are its maximum;
+# a local server with a shorter context needs an explicit, smaller --max-tokens.
+R1_MAX_TOKENS = 65536
 _RELEVANT_LINE = re.compile(r"relevant\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
 _ID = re.compile(r"\[(\d+)\]")
 
@@ -103,8 +107,8 @@ class SynthConfig:
     first_window_only: bool = True
     samples: int = 1  # listwise samples per window (self-distillation samples several)
     temperature: float = 0.0
-    max_tokens: int = 4096
-    pointwise_max_tokens: int = 1024
+    max_tokens: int = R1_MAX_TOKENS
+    pointwise_max_tokens: int = R1_MAX_TOKENS
     max_passage_words: int | None = 300
     # with the teacher's tokenizer: cut passages to this many tokens, as the student will see them
     # at inference (instead of max_passage_words)
@@ -203,6 +207,7 @@ async def _synth_window(
                 "reasoning": reasoning,
                 "final_list": final,
                 "finish_reason": reply.finish_reason,
+                "truncated": reply.finish_reason == "length",  # the filter drops these
                 "forced": forced,
                 "usage": asdict(sample_usage),
             }

@@ -40,10 +40,8 @@ class Usage:
     cost_usd: float = 0.0
 
 
-def split_reasoning(content: str, reasoning: str | None = None) -> tuple[str, str]:
-    """(reasoning, rest): a separate ``reasoning_content`` wins; else a ``<think>`` block."""
-    if reasoning:
-        return reasoning.strip(), content.strip()
+def _split_think(content: str) -> tuple[str, str]:
+    """(text of the ``<think>`` block, the rest) of ``content``; ("", content) without one."""
     close = content.rfind("</think>")
     if close >= 0:
         return content[:close].replace("<think>", "", 1).strip(), content[close + len("</think>") :].strip()
@@ -51,6 +49,18 @@ def split_reasoning(content: str, reasoning: str | None = None) -> tuple[str, st
     if opened >= 0:  # never closed: all of it is reasoning
         return content[opened + len("<think>") :].strip(), ""
     return "", content.strip()
+
+
+def split_reasoning(content: str, reasoning: str | None = None) -> tuple[str, str]:
+    """(reasoning, rest). A separate ``reasoning_content`` is the reasoning; a ``<think>`` block in
+    ``content`` is reasoning too (some R1 servers send both), so it never reaches the ranking."""
+    thought, rest = _split_think(content)
+    if not reasoning:
+        return thought, rest
+    reasoning = reasoning.strip()
+    if thought and thought != reasoning:
+        reasoning = f"{reasoning}\n\n{thought}"
+    return reasoning, rest
 
 
 class RequestCache:

@@ -112,6 +112,10 @@ def test_split_reasoning():
     assert split_reasoning("[1] > [2]", "from the field") == ("from the field", "[1] > [2]")
     assert split_reasoning("<think>cut off") == ("cut off", "")
     assert split_reasoning("[2] > [1]") == ("", "[2] > [1]")
+    # an R1 server that sends reasoning_content and a <think> block in the content as well
+    both = split_reasoning("<think>[1] is off-topic</think>\n[3] > [1]", "the field's chain")
+    assert both == ("the field's chain\n\n[1] is off-topic", "[3] > [1]")
+    assert split_reasoning("<think>same</think> [2] > [1]", "same") == ("same", "[2] > [1]")
 
 
 def test_request_cache_round_trip(tmp_path):
@@ -128,16 +132,37 @@ def test_filter_by_alpha_and_completeness():
         record("[2] > [1]"),  # nDCG 1, misses [3]
         record("[1] > [3] > [2]", dataset="b"),  # d2 third: nDCG 1/log2(4) = 0.5
         record("[3] > [1] > [2]", dataset="b"),  # 0.5 as well
-        record("garbage", dataset="b"),  # unparsable: input order, d2 second: 0.63
+        record("[2] > [3] > [1]", dataset="b"),  # nDCG 1
     ]
     kept, report = filter_records(records, alpha=0.6)
-    assert [r["final_list"] for r in kept] == ["[2] > [1] > [3]", "[2] > [1]", "garbage"]
-    assert kept[1]["order"] == [1, 0, 2] and not kept[1]["complete"] and kept[2]["parse_status"] == "failed"
+    assert [r["final_list"] for r in kept] == ["[2] > [1] > [3]", "[2] > [1]", "[2] > [3] > [1]"]
+    assert kept[1]["order"] == [1, 0, 2] and not kept[1]["complete"] and kept[2]["complete"]
     summary = report.as_dict()
     assert summary["datasets"]["a"]["kept"] == 2 and summary["datasets"]["b"]["kept"] == 1
-    assert (summary["total"], summary["kept"]) == (5, 3)
+    assert (summary["total"], summary["kept"], summary["failed"], summary["truncated"]) == (5, 3, 0, 0)
     kept, _ = filter_records(records, alpha=0.6, require_complete=True)
+    assert [r["final_list"] for r in kept] == ["[2] > [1] > [3]", "[2] > [3] > [1]"]
+
+
+@pytest.mark.parametrize("final_list", ["garbage", "", None, "[] > []", "[0] > [9]"])
+def test_failed_parse_is_dropped_and_counted(final_list):
+    # read as the input order, "garbage" would score nDCG 0.63 (d2 second) and pass alpha 0
+    kept, report = filter_records([record(final_list), record("[2] > [1] > [3]")], alpha=0.0)
     assert [r["final_list"] for r in kept] == ["[2] > [1] > [3]"]
+    summary = report.as_dict()
+    assert (summary["total"], summary["kept"], summary["failed"]) == (2, 1, 1)
+    assert summary["datasets"]["a"]["failed"] == 1
+
+
+def test_truncated_reply_is_dropped_and_counted():
+    cut = {**record("[2] > [1] > [3]"), "finish_reason": "length", "truncated": True}
+    old = {**record("[2] > [1] > [3]"), "finish_reason": "length"}  # a record written before `truncated`
+    whole = {**record("[2] > [1] > [3]"), "finish_reason": "stop", "truncated": False}
+    kept, report = filter_records([cut, old, whole], alpha=0.0)
+    assert kept == [filter_records([whole], alpha=0.0)[0][0]]
+    assert (report.as_dict()["truncated"], report.as_dict()["kept"]) == (2, 1)
+    kept, report = filter_records([cut, old, whole], alpha=0.0, keep_truncated=True)
+    assert len(kept) == 3 and report.as_dict()["truncated"] == 0
 
 
 @pytest.mark.parametrize(
@@ -147,7 +172,6 @@ def test_filter_by_alpha_and_completeness():
         ("2 > 1 > 3", True),  # bare numbers
         ("[2] > [1] > [3] > [1]", False),  # a repeated id
         ("[2] > [3]", False),  # a missing id
-        ("[] > []", False),  # no id at all
     ],
 )
 def test_complete_means_every_id_exactly_once(final_list, complete):
@@ -257,13 +281,75 @@ def test_synth_forces_a_missing_answer_like_the_engine(tmp_path, tokenizer, with
     assert rec["usage"]["calls"] == usage.calls == 2
 
 
+def _r1_server(requests: list[dict], content: str, finish_reason: str):
+    """An OpenAI-compatible endpoint (httpx MockTransport) answering as DeepSeek-R1 does: the chain
+    of thought in ``reasoning_content``, here with a ``<think>`` block in the content too."""
+    import httpx
+
+    usage = {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        requests.append(json.loads(request.content))
+        message = {
+            "role": "assistant",
+            "content": content,
+            "reasoning_content": "I read [2] twice: [2] > [2]",
+        }
+        choice = {"index": 0, "message": message, "finish_reason": finish_reason}
+        return httpx.Response(200, json={"id": "c", "object": "chat.completion", "created": 0,
+                                         "model": "t", "choices": [choice], "usage": usage})  # fmt: skip
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handle))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "content"),
+    [
+        ("rankgpt", "<think>[1] is off-topic, [2] > [1]</think>\n[3] > [1] > [2]"),
+        ("reasonrank", "<think>[1] is off-topic, [2] > [1]</think>\n<answer>[3] > [1] > [2]</answer>"),
+    ],
+)
+@pytest.mark.parametrize("finish_reason", ["stop", "length"])
+def test_r1_reply_with_reasoning_content_and_think_block(tmp_path, prompt, content, finish_reason):
+    from openai import AsyncOpenAI
+
+    requests: list[dict] = []
+    item = QueryItem("q1", "what is x", [{"docid": f"d{i}", "text": f"text {i}"} for i in (1, 2, 3)])
+    config = SynthConfig(prompt=prompt, window_size=3, pointwise="never")
+
+    async def go():
+        teacher = Teacher("http://teacher/v1", "t")
+        teacher.client = AsyncOpenAI(
+            base_url="http://teacher/v1",
+            api_key="x",
+            http_client=_r1_server(requests, content, finish_reason),
+        )
+        await synthesize([item], teacher, tmp_path / "s.jsonl", config, show_progress=False)
+        await teacher.close()
+
+    asyncio.run(go())
+    [rec] = [json.loads(line) for line in (tmp_path / "s.jsonl").open()]
+    assert requests[0]["max_tokens"] == 65536  # DeepSeek-R1's maximum: its chain of thought counts
+    assert rec["final_list"] == "[3] > [1] > [2]"  # no id of the reasoning leaks into the ranking
+    assert "I read [2] twice" in rec["reasoning"] and "[1] is off-topic" in rec["reasoning"]
+    assert rec["truncated"] is (finish_reason == "length")
+    kept, report = filter_records([{**rec, "relevant_docids": ["d3"]}], alpha=0.5)
+    assert len(kept) == (finish_reason == "stop") and report.as_dict()["truncated"] == (
+        finish_reason == "length"
+    )
+    if kept:
+        assert kept[0]["order"] == [2, 0, 1] and kept[0]["ndcg@10"] == 1.0
+
+
 def test_synth_cuts_passages_with_the_teacher_tokenizer_as_the_student_sees_them(tmp_path, tokenizer):
     from openai import AsyncOpenAI
 
     requests: list[dict] = []
     long_text = " ".join(f"alpha{i}" for i in range(40))
     item = QueryItem("q1", "what is x", [{"docid": f"d{i}", "text": long_text} for i in (1, 2, 3)])
-    config = SynthConfig(prompt="reasonrank", window_size=3, max_tokens=64, pointwise="never", max_passage_tokens=6)
+    config = SynthConfig(
+        prompt="reasonrank", window_size=3, max_tokens=64, pointwise="never", max_passage_tokens=6
+    )
 
     async def go(teacher):
         teacher.client = AsyncOpenAI(
