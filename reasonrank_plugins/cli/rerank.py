@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
+import ftfy
 import typer
 
 from ..types import Passage, RerankResult
@@ -95,7 +96,7 @@ def print_result(result: RerankResult, reasoning_chars: int | None = None) -> No
     typer.secho(f"--- new order for: {result.query}", bold=True)
     for h in result.hits:
         label = h.passage.id if h.passage.id is not None else f"#{h.index}"
-        snippet = " ".join(h.passage.text.split())[:90]
+        snippet = " ".join(ftfy.fix_text(h.passage.text).split())[:90]  # as the prompt shows it
         typer.echo(f"{h.rank + 1:>3}. {label} (was {h.index + 1}, score {h.score:.3f}) {snippet}")
     typer.echo(
         f"{result.strategy}: {len(result.windows)} windows in {result.depth} rounds"
