@@ -166,18 +166,22 @@ def compare(
         typer.echo(f"{name:<24}{x!s:<28}{y!s:<28}")
     typer.echo(
         f"\n{'measure':<10}{'A before':>9}{'A after':>9}{'B before':>9}{'B after':>9}"
-        f"{'B-A':>9}{'n':>5}{'t':>8}{'p':>8}"
+        f"{'B-A':>9}{'95% CI':>20}{'n':>5}{'t':>8}{'p':>8}"
     )
     for test in compare_reports(ra, rb, measure or None):
         m = test.measure
         t = "n/a" if test.t is None else f"{test.t:.2f}"
         p = "n/a" if test.p is None else f"{test.p:.3f}"
+        ci = "n/a" if test.ci_low is None else f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]"
         typer.echo(
             f"{m:<10}{ra['metrics']['before'][m]:>9.4f}{ra['metrics']['after'][m]:>9.4f}"
             f"{rb['metrics']['before'][m]:>9.4f}{rb['metrics']['after'][m]:>9.4f}"
-            f"{test.delta:>+9.4f}{test.n:>5}{t:>8}{p:>8}"
+            f"{test.delta:>+9.4f}{ci:>20}{test.n:>5}{t:>8}{p:>8}"
         )
-    typer.echo("B-A, t and p: paired two-sided t-test (scipy) on the reranked values of the shared queries.")
+    typer.echo(
+        "B-A, t and p: paired two-sided t-test (scipy) on the reranked values of the shared queries; "
+        "95% CI: paired bootstrap over queries (10,000 resamples, seed 0)."
+    )
 
 
 def _per_query(report: dict[str, Any], key: str) -> str:

@@ -4,7 +4,7 @@ metrics, a resumable eval runner with a JSON report and figure, and paired signi
 Needs the ``eval`` extra: ``pip install 'reasonrank-plugins[eval]'``.
 """
 
-from .compare import PairedTest, compare_reports, paired_test
+from .compare import PairedTest, compare_reports, paired_bootstrap, paired_test
 from .data import EvalData, drop_excluded, load_beir, load_bright, load_data, read_trec_run, write_trec_run
 from .metrics import MEASURE_NAMES, aggregate, per_query
 from .retrieve import bm25_run
@@ -22,6 +22,7 @@ __all__ = [
     "load_beir",
     "load_bright",
     "load_data",
+    "paired_bootstrap",
     "paired_test",
     "per_query",
     "read_trec_run",

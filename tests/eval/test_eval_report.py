@@ -246,6 +246,8 @@ def test_compare_prints_both_reports_with_a_paired_test(noveleval_dir, tmp_path,
         f"{b['metrics']['before']['RR@10']:.4f}",
         f"{b['metrics']['after']['RR@10']:.4f}",
         f"{tests['RR@10'].delta:+.4f}",
+        f"[{tests['RR@10'].ci_low:+.4f},",  # the paired bootstrap interval of the two queries
+        f"{tests['RR@10'].ci_high:+.4f}]",
         "2",
         f"{tests['RR@10'].t:.2f}",
         f"{tests['RR@10'].p:.3f}",
@@ -284,3 +286,21 @@ def test_reports_carry_the_strategy_windows_and_depth_and_compare_shows_them(
     assert rows["strategy"] == ["sliding", "tdpart"]
     assert rows["windows / query"] == ["6.0", "(max", "6)", "4.0", "(max", "4)"]
     assert rows["depth (rounds) / query"] == ["6.0", "(max", "6)", "3.0", "(max", "3)"]
+
+
+def test_paired_bootstrap_intervals():
+    from reasonrank_plugins.eval import paired_bootstrap
+
+    a = {f"q{i}": 0.5 for i in range(40)}
+    shifted = {q: v + 0.1 + (0.02 if i % 2 else -0.02) for i, (q, v) in enumerate(a.items())}
+    low, high = paired_bootstrap(a, shifted)
+    assert 0.09 < low < 0.1 < high < 0.11
+    assert paired_bootstrap(a, shifted) == (low, high)  # seeded: repeatable
+    noise = {q: v + (0.1 if i % 2 else -0.1) for i, (q, v) in enumerate(a.items())}
+    low, high = paired_bootstrap(a, noise)
+    assert low < 0 < high
+    assert paired_bootstrap(a, {q: v + 0.2 for q, v in a.items()}) == pytest.approx((0.2, 0.2))
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_bootstrap({"q": 1.0}, {"q": 2.0})
+    test = paired_test("ndcg@10", a, shifted)
+    assert test.ci_low is not None and test.ci_low > 0

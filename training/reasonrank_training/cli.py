@@ -156,6 +156,66 @@ def import_(
     typer.echo(json.dumps({"output": str(output), **asdict(report)}))
 
 
+@app.command()
+def split(
+    source: Path = typer.Option(..., "--input", "-i", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for train.jsonl, heldout.jsonl, split.json."),
+    run: Path | None = typer.Option(
+        None, help="TREC first-stage run (default: the folder's run.bm25.trec, else bm25s, saved to OUTPUT)."
+    ),
+    depth: int = typer.Option(8, help="Passages a window: the first-stage top DEPTH of each query."),
+    heldout: int = typer.Option(100, help="Queries held out for evaluation."),
+    train: int | None = typer.Option(None, help="Queries to train on (default: all the others)."),
+    seed: int = typer.Option(0, help="Fixes the split and each window's shuffle."),
+    shuffle: bool = typer.Option(True, help="Shuffle each window's passages (seeded)."),
+    require_relevant: bool = typer.Option(
+        True, help="Drop queries whose window holds no relevant passage (every order scores 0)."
+    ),
+) -> None:
+    """Split a BEIR folder's judged queries into train and held-out windows, shuffled with a seed."""
+    from reasonrank_plugins.eval.data import load_beir, read_trec_run, write_trec_run
+    from reasonrank_plugins.eval.retrieve import bm25_run
+
+    from .data import write_jsonl
+    from .qrels_teacher import split_windows
+
+    data = load_beir(source)
+    run = run or (source / "run.bm25.trec" if (source / "run.bm25.trec").exists() else None)
+    output.mkdir(parents=True, exist_ok=True)
+    if run is not None:
+        first_stage = read_trec_run(run)
+    else:
+        queries = {q: data.queries[q] for q in data.query_ids()}
+        first_stage = bm25_run(data.corpus, queries, depth)
+        write_trec_run(first_stage, output / "run.bm25.trec", "bm25s")
+    try:
+        parts = split_windows(
+            data.queries, data.corpus, first_stage, data.qrels, depth=depth, heldout=heldout, train=train,
+            seed=seed, shuffle=shuffle, require_relevant=require_relevant, dataset=data.name,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    for name, items in (("train", parts.train), ("heldout", parts.heldout)):
+        write_jsonl(output / f"{name}.jsonl", (asdict(item) for item in items))
+    summary = parts.summary(seed, depth, shuffle)
+    (output / "split.json").write_text(json.dumps(summary, indent=1))
+    typer.echo(json.dumps({k: len(v) if isinstance(v, list) else v for k, v in summary.items()}))
+
+
+@app.command()
+def teach(
+    source: Path = typer.Option(..., "--input", "-i", help="JSONL of {qid, query, candidates} (split's train.jsonl)."),
+    qrels: Path = typer.Option(..., help="TREC qrels: the teacher."),
+    output: Path = typer.Option(..., "--output", "-o", help="JSONL of synth records (overwritten)."),
+) -> None:
+    """The qrels teacher: gold rankings with a templated rationale (a stand-in for R1, labelled so)."""
+    from .data import load_qrels, load_records, write_jsonl
+    from .qrels_teacher import qrels_records
+
+    n = write_jsonl(output, qrels_records(load_records(source), load_qrels(qrels)))
+    typer.echo(json.dumps({"output": str(output), "records": n}))
+
+
 @app.command("filter")
 def filter_(
     source: Path = typer.Option(..., "--input", "-i", help="Synth JSONL."),
@@ -327,6 +387,38 @@ def evaluate(
         output.write_text(json.dumps(data, indent=1))
     data.pop("per_window")
     typer.echo(json.dumps(data))
+
+
+@app.command()
+def compare(
+    reports: list[Path] = typer.Argument(..., help="evaluate -o outputs on the same windows; the first is the baseline."),
+) -> None:
+    """nDCG@10 of each report against the first, paired by query: the difference, its paired
+    bootstrap 95% interval and the paired t-test (the core's ``reasonrank compare`` statistics)."""
+    from reasonrank_plugins.eval.compare import paired_test
+
+    loaded = []
+    for path in reports:
+        if not path.exists():
+            raise typer.BadParameter(f"{path} does not exist")
+        loaded.append(json.loads(path.read_text()))
+
+    def values(report: dict, key: str = "ndcg@10") -> dict[str, float]:
+        return {w["qid"]: w[key] for w in report["per_window"]}
+
+    base = loaded[0]
+    rows = [("identity (window order)", values(base, "ndcg@10_initial"))]
+    if all("ndcg@10_oracle" in w for w in base["per_window"]):
+        rows.append(("oracle (qrels order)", values(base, "ndcg@10_oracle")))
+    rows += [(f"{r['model']} ({p.name})", values(r)) for p, r in zip(reports, loaded)]
+    reference = values(base)
+    typer.echo(f"{'':<48}{'nDCG@10':>9}{'vs first':>10}{'95% CI':>20}{'p':>8}{'n':>5}")
+    for name, vals in rows:
+        test = paired_test("ndcg@10", reference, vals)
+        ci = "n/a" if test.ci_low is None else f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]"
+        p = "n/a" if test.p is None else f"{test.p:.3f}"
+        typer.echo(f"{name[:47]:<48}{test.b:>9.4f}{test.delta:>+10.4f}{ci:>20}{p:>8}{test.n:>5}")
+    typer.echo("vs first: paired by query; 95% CI: paired bootstrap (10,000 resamples, seed 0); p: paired t-test.")
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ class EvalResult:
     complete: float  # share of answers that list every id of the window exactly once
     statuses: dict[str, int]
     ndcg: float  # mean nDCG@10 of the reranked windows
-    ndcg_initial: float  # ... of the windows in first-stage order
+    ndcg_initial: float  # ... of the windows in their given order (the identity bound)
+    ndcg_oracle: float  # ... of the windows in qrels order (the oracle bound)
     forced: int  # windows whose reasoning budget ran out
     per_window: list[dict[str, Any]] = field(default_factory=list)
 
@@ -74,6 +75,7 @@ def evaluate_model(
         judged = qrels.get(window.item.qid, {})
         ndcg, _ = ndcg_recall_at_10([window.initial_list[i] for i in result.order], judged)
         initial, _ = ndcg_recall_at_10(window.initial_list, judged)
+        oracle, _ = ndcg_recall_at_10(sorted(window.initial_list, key=lambda d: -judged.get(d, 0)), judged)
         per_window.append(
             {
                 "qid": window.item.qid,
@@ -82,6 +84,7 @@ def evaluate_model(
                 "listed": listed,
                 "ndcg@10": ndcg,
                 "ndcg@10_initial": initial,
+                "ndcg@10_oracle": oracle,
                 "forced": record.forced,
                 "completion_tokens": record.completion_tokens,
             }
@@ -94,6 +97,7 @@ def evaluate_model(
         statuses=dict(Counter(w["status"] for w in per_window)),
         ndcg=sum(w["ndcg@10"] for w in per_window) / n,
         ndcg_initial=sum(w["ndcg@10_initial"] for w in per_window) / n,
+        ndcg_oracle=sum(w["ndcg@10_oracle"] for w in per_window) / n,
         forced=sum(w["forced"] for w in per_window),
         per_window=per_window,
     )
