@@ -8,9 +8,10 @@ WORK=${WORK:-$HOME/.cache/reasonrank/recipes/cpu-qrels}
 SEED=${SEED:-0}                      # fixes the split and every window's shuffle
 DEPTH=${DEPTH:-8}                    # passages a window: the BM25 top DEPTH
 HELDOUT=${HELDOUT:-100}              # held-out queries
-TRAIN=${TRAIN:-200}                  # training queries (at most the rest)
+TRAIN=${TRAIN:-}                     # training queries (default: all the others; SciFact leaves 140)
 PASSAGE_TOKENS=${PASSAGE_TOKENS:-32} # passages cut to this many tokens everywhere
-BUDGET=${BUDGET:-256}                # reasoning budget when evaluating
+BUDGET=${BUDGET:-128}                # reasoning budget when evaluating (an answer takes about 30 tokens)
+EVAL_BATCH=${EVAL_BATCH:-32}         # windows decoded together when evaluating
 EPOCHS=${EPOCHS:-2}
 LR=${LR:-2e-4}
 GRAD_ACCUM=${GRAD_ACCUM:-4}
@@ -23,13 +24,13 @@ evaluate() {  # evaluate MODEL OUT
   [[ -s "$2" ]] && return 0
   log "evaluate $1 on the held-out windows -> $2"
   reasonrank-train evaluate --model "$1" -i split/heldout.jsonl --qrels "$DATA/qrels.trec" --window-size "$DEPTH" \
-    --max-passage-tokens "$PASSAGE_TOKENS" --reasoning-budget "$BUDGET" -o "$2.tmp"
+    --max-passage-tokens "$PASSAGE_TOKENS" --reasoning-budget "$BUDGET" --batch-size "$EVAL_BATCH" -o "$2.tmp"
   mv "$2.tmp" "$2"
 }
 
 if [[ ! -s split/split.json ]]; then
-  log "split SciFact: BM25 top $DEPTH, $HELDOUT held out, $TRAIN to train, seed $SEED, windows shuffled"
-  reasonrank-train split -i "$DATA" -o split --depth "$DEPTH" --heldout "$HELDOUT" --train "$TRAIN" --seed "$SEED"
+  log "split SciFact: BM25 top $DEPTH, $HELDOUT held out, ${TRAIN:-the rest} to train, seed $SEED, windows shuffled"
+  reasonrank-train split -i "$DATA" -o split --depth "$DEPTH" --heldout "$HELDOUT" ${TRAIN:+--train "$TRAIN"} --seed "$SEED"
 fi
 reasonrank-train teach -i split/train.jsonl --qrels "$DATA/qrels.trec" -o teacher.jsonl
 
