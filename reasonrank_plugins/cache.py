@@ -1,7 +1,8 @@
-"""The exact-result cache of a ranker. Decoding is greedy, so a rerank is a function of the model,
-the engine configuration, the query and the passages: :func:`result_key` hashes these, and
-:class:`ResultCache` keeps the last ``size`` results and the computations in flight, so that
-concurrent identical requests compute once."""
+"""The exact-result caches of a ranker. Decoding is greedy, so a rerank is a function of the model,
+the engine configuration, the query and the passages: :func:`result_key` hashes these.
+:class:`ResultCache` keeps the last ``size`` results in process and the computations in flight, so
+that concurrent identical requests compute once; :class:`DiskCache` keeps results in a directory
+across runs. A ranker with both asks the LRU first, then the disk, then the model."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .engine import EngineConfig, Job
@@ -105,6 +108,68 @@ class ResultCache:
                 self._done.move_to_end(key)
         while len(self._done) > self.size:
             self._done.popitem(last=False)
+
+
+def check_cache_dir(directory: str | os.PathLike[str]) -> str:
+    """``directory`` as a string, or a ``ValueError`` when it cannot be a cache directory."""
+    if not isinstance(directory, (str, os.PathLike)) or not os.fspath(directory):
+        raise ValueError(f"cache_dir must be a directory path, got {directory!r}")
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"cache_dir must be a directory, {str(path)!r} is a file")
+    return os.fspath(directory)
+
+
+class DiskCache:
+    """Complete results kept in ``directory`` across runs, with ``diskcache`` (SQLite; processes
+    may share one directory, such as Ray workers): a call whose key is stored gets that result with
+    ``cached=True`` and no model call. A key is a call's :func:`result_key` under this package's version (a
+    new version may prompt differently), values the pickled results without their passages (a hit
+    gets its own call's). Only point it at a directory you trust: reading unpickles."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        from . import __version__
+
+        directory = check_cache_dir(directory)
+        try:
+            import diskcache
+        except ImportError as exc:
+            raise ImportError("cache_dir needs diskcache: pip install 'reasonrank-plugins[cache]'") from exc
+        try:
+            self._cache = diskcache.Cache(directory)
+        except OSError as exc:
+            raise ValueError(f"cache_dir {directory!r} cannot be opened: {exc}") from exc
+        self.directory = directory
+        self._prefix = f"{__version__}:"
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    async def rank(self, jobs: Sequence[Job], keys: Sequence[str], compute: Compute) -> list[RerankResult]:
+        """The results of ``jobs`` (one ``keys`` entry each): stored ones from the directory, the
+        others from one call of ``compute``, stored when complete."""
+        stored = await asyncio.to_thread(lambda: [self._cache.get(self._prefix + key) for key in keys])
+        results = [None if entry is None else _hit(entry, job) for entry, job in zip(stored, jobs)]
+        todo = [n for n, result in enumerate(results) if result is None]
+        self.hits += len(jobs) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            computed = await compute([jobs[n] for n in todo])
+            for n, result in zip(todo, computed):
+                results[n] = result
+            fresh = {keys[n]: _bare(result) for n, result in zip(todo, computed) if cacheable(result)}
+            await asyncio.to_thread(lambda: [self._cache.set(self._prefix + k, v) for k, v in fresh.items()])
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+def _bare(result: RerankResult) -> RerankResult:
+    """What :class:`DiskCache` stores: the result without its call's query, passages and ``top_k``."""
+    return dataclasses.replace(result, query="", passages=[], top_k=None)
 
 
 def _hit(stored: RerankResult, job: Job) -> RerankResult:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 from .backends.base import Backend
+from .cache import check_cache_dir
 from .engine import EngineConfig, OnError, check_timeout, option
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ class RankerOptions(EngineConfig):
         0, "Complete results kept in an in-process LRU shared by the ranker's callers (0: no cache); "
         "a repeated (query, passages, options) call returns the stored result.",
     )
+    cache_dir: str | None = option(
+        None, "A directory that keeps complete results across runs (diskcache, behind the LRU when "
+        "cache_size > 0): a rerun of the same (query, passages, options) returns the stored result.",
+    )
     backend_options: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "Backend arguments (base_url, n_ctx, device, api_key, ...)."},
@@ -61,6 +66,8 @@ class RankerOptions(EngineConfig):
             raise ValueError(f"max_active_queries must be None or an int > 0, got {self.max_active_queries!r}")
         if isinstance(self.cache_size, bool) or not isinstance(self.cache_size, int) or self.cache_size < 0:
             raise ValueError(f"cache_size must be an int >= 0, got {self.cache_size!r}")
+        if self.cache_dir is not None:
+            self.cache_dir = check_cache_dir(self.cache_dir)
         if not isinstance(self.backend_options, Mapping):
             raise ValueError(f"backend_options must be a mapping, got {type(self.backend_options).__name__}")
         clash = set(self.backend_options) & set(OPTION_NAMES)

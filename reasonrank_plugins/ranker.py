@@ -10,7 +10,7 @@ from typing import Any
 
 from . import loop as engine_loop
 from .backends import Backend, load_backend
-from .cache import ResultCache, result_key
+from .cache import Compute, DiskCache, ResultCache, result_key
 from .engine import Engine, Job, Schedule, validate_request
 from .options import RankerOptions, option_fields
 from .types import Passage, RerankResult
@@ -46,7 +46,9 @@ class ReasonRanker:
     ``cache_size`` > 0 keeps that many complete results in an in-process LRU
     (:class:`~reasonrank_plugins.cache.ResultCache`) shared by every caller of this ranker: a
     repeated (query, passages, options) call returns the stored result (``cached=True``), and
-    concurrent identical calls compute once.
+    concurrent identical calls compute once. ``cache_dir`` keeps complete results in that directory
+    across runs and processes (:class:`~reasonrank_plugins.cache.DiskCache`, the ``cache`` extra),
+    behind the LRU when both are on: a rerun of the same calls makes no model call.
 
     A ``Backend`` instance passed in stays open on :meth:`close` (its owner closes it), so several
     rankers can share one loaded model; they submit on that backend's one engine loop.
@@ -66,6 +68,7 @@ class ReasonRanker:
         elif model is not None or backend is not None or kwargs:
             raise ValueError("pass options= or keyword options, not both")
         self.options = options
+        self.disk_cache = DiskCache(options.cache_dir) if options.cache_dir else None  # before a model loads
         self.config = options.engine_config()
         self.timeout = options.timeout
         model, backend, backend_options = options.model, options.backend, options.backend_options
@@ -176,6 +179,8 @@ class ReasonRanker:
                 self.backend.close()  # while the loop runs, so clients bound to it really close
         finally:
             engine_loop.release(self.backend)
+            if self.disk_cache is not None:
+                self.disk_cache.close()
 
     def __enter__(self) -> ReasonRanker:
         return self
@@ -213,10 +218,22 @@ class ReasonRanker:
     async def _rank(
         self, jobs: list[Job], schedule: Schedule, show_progress: bool, timeout: float | None
     ) -> list[RerankResult]:
-        if self.cache is None:
-            return await self._compute(jobs, schedule, show_progress, timeout)
-        keys = [result_key(self._identity, job.config or self.config, job.query, job.passages) for job in jobs]
-        return await self.cache.rank(jobs, keys, lambda todo: self._compute(todo, schedule, show_progress, timeout))
+        def compute(todo: list[Job]) -> Any:
+            return self._compute(todo, schedule, show_progress, timeout)
+
+        for cache in (self.disk_cache, self.cache):  # the LRU in front of the disk, in front of the model
+            if cache is not None:
+                compute = self._behind(cache, compute)
+        return await compute(jobs)
+
+    def _behind(self, cache: ResultCache | DiskCache, compute: Compute) -> Compute:
+        """``compute`` behind ``cache``: jobs whose result is stored there are not computed."""
+
+        def cached(todo: list[Job]) -> Any:
+            keys = [result_key(self._identity, job.config or self.config, job.query, job.passages) for job in todo]
+            return cache.rank(todo, keys, compute)
+
+        return cached
 
     async def _compute(
         self, jobs: list[Job], schedule: Schedule, show_progress: bool, timeout: float | None

@@ -122,6 +122,18 @@ def test_tdpart_passes_through_and_records_strategy_and_depth(beir_dir: Path, tm
         assert r["docids"] == [items[qid].docids[i] for i in (3, 11, 7, 8, 4, 10, 6, 9, 5, 0, 1, 2)]
 
 
+def test_a_rerun_into_a_new_folder_is_answered_from_the_cache_dir(beir_dir: Path, reference: Path, tmp_path: Path):
+    pytest.importorskip("diskcache")
+    log = tmp_path / "windows.log"  # the scripted model writes a line a window
+    args = [*CLI_SPEC, "--cache-dir", str(tmp_path / "cache"), "--option", f"log={log}"]
+    for n in (1, 2):
+        result = CliRunner().invoke(app, ["batch", "--data", str(beir_dir), "--out", str(tmp_path / f"run{n}"), *args])
+        assert result.exit_code == 0, result.output
+        assert f"{QUERIES} queries: 0 already done, {QUERIES} reranked" in result.output
+        assert len(log.read_text().splitlines()) == QUERIES * 5  # the second run made no model call
+        assert (tmp_path / f"run{n}" / "run.trec").read_bytes() == (reference / "run.trec").read_bytes()
+
+
 @pytest.mark.timeout(600)
 def test_ray_matches_single_process_and_resumes_half(
     local_ray, reference: Path, beir_dir: Path, tmp_path: Path

@@ -137,3 +137,55 @@ async def test_concurrent_identical_requests_compute_once():
 def test_cache_size_is_checked():
     with pytest.raises(ValueError, match="cache_size"):
         ReasonRanker(backend=ScriptedBackend(), cache_size=-1)
+
+
+# -- the disk cache: ReasonRanker(cache_dir=...) ------------------------------------------------------
+def test_a_second_ranker_on_the_same_cache_dir_answers_from_disk(tmp_path):
+    pytest.importorskip("diskcache")
+    first_backend, second_backend = ScriptedBackend(score=overlap_score), ScriptedBackend(score=overlap_score)
+    with ReasonRanker(backend=first_backend, window_size=3, step=1, cache_dir=tmp_path) as ranker:
+        first = ranker.rerank_many([(QUERY, DOCS), ("sea sky", DOCS)])
+    assert len(first_backend.requests) == sum(len(r.windows) for r in first) > 0
+    passages = [Passage(text, id=f"d{i}") for i, text in enumerate(DOCS)]
+    with ReasonRanker(backend=second_backend, window_size=3, step=1, cache_dir=tmp_path) as ranker:
+        second = ranker.rerank_many([(QUERY, passages), ("sea sky", DOCS)], top_k=2)
+        other = ranker.rerank("red fox den", DOCS)  # not stored: computed, then stored
+        assert not other.cached and len(ranker.disk_cache) == 3
+    assert len(second_backend.requests) == len(other.windows)  # no model call for the stored two
+    assert all(r.cached for r in second) and not any(r.cached for r in first)
+    for a, b in zip(first, second):
+        assert dataclasses.replace(b, cached=False, top_k=None, passages=a.passages) == a  # lossless
+    assert [h.passage.id for h in second[0].hits] == [f"d{i}" for i in first[0].order[:2]]  # its own passages
+
+
+def test_the_lru_sits_in_front_of_the_disk(tmp_path):
+    pytest.importorskip("diskcache")
+    with cached_ranker(ScriptedBackend(score=overlap_score), cache_dir=tmp_path) as ranker:
+        ranker.rerank(QUERY, DOCS)
+    backend = ScriptedBackend(score=overlap_score)
+    with cached_ranker(backend, cache_dir=tmp_path) as ranker:
+        assert ranker.rerank(QUERY, DOCS).cached and ranker.rerank(QUERY, DOCS).cached
+        assert (ranker.disk_cache.hits, ranker.cache.hits) == (1, 1)  # the second came from the LRU
+    assert backend.requests == []
+
+
+def test_a_failed_result_is_not_stored_on_disk(tmp_path):
+    pytest.importorskip("diskcache")
+    with ReasonRanker("fail", "scripted", cache_dir=tmp_path) as ranker:
+        first = ranker.rerank(QUERY, DOCS)
+        second = ranker.rerank(QUERY, DOCS)
+        assert len(ranker.disk_cache) == 0
+    assert first.statuses["error"] == 1 and not second.cached
+    slow = ScriptedBackend(score=overlap_score, latency=0.5)
+    with ReasonRanker(backend=slow, window_size=3, step=1, cache_dir=tmp_path, timeout=0.1) as ranker:
+        assert ranker.rerank(QUERY, DOCS).timed_out
+        assert len(ranker.disk_cache) == 0
+
+
+def test_a_file_is_not_a_cache_dir(tmp_path):
+    path = tmp_path / "cache"
+    path.write_text("")
+    with pytest.raises(ValueError, match="cache_dir must be a directory"):
+        ReasonRanker(backend=ScriptedBackend(), cache_dir=path)
+    with pytest.raises(ValueError, match="cache_dir"):
+        ReasonRanker(backend=ScriptedBackend(), cache_dir="")

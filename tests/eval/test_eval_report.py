@@ -224,6 +224,20 @@ def test_two_noveleval_queries_give_the_expected_report(noveleval_dir, tmp_path,
     )
 
 
+def test_a_rerun_with_a_cache_dir_makes_no_model_call(noveleval_dir, tmp_path, monkeypatch):
+    pytest.importorskip("diskcache")
+    log = tmp_path / "windows.log"  # the scripted model writes a line a window
+    reports = []
+    for n in (1, 2):
+        out = tmp_path / f"run{n}"
+        args = [*eval_args(noveleval_dir, out, "reverse"), "--cache-dir", str(tmp_path / "cache"), "-o", f"log={log}"]
+        run_cli(args, monkeypatch)
+        assert len(log.read_text().splitlines()) == 2  # one window a query, in the first run only
+        reports.append(json.loads((out / "report.json").read_text()))
+    assert reports[1]["metrics"] == reports[0]["metrics"]
+    assert (tmp_path / "run2" / "run.trec").read_bytes() == (tmp_path / "run1" / "run.trec").read_bytes()
+
+
 def test_compare_prints_both_reports_with_a_paired_test(noveleval_dir, tmp_path, monkeypatch):
     for script in ("identity", "reverse"):
         run_cli(eval_args(noveleval_dir, tmp_path / script, script), monkeypatch)
