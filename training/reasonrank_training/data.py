@@ -48,6 +48,19 @@ class Window:
     def initial_list(self) -> list[str]:
         return [c["docid"] for c in self.candidates]
 
+    def record(self, teacher: str) -> dict[str, Any]:
+        """The fields every synth record of this window carries, before its teacher's answer."""
+        return {
+            "qid": self.item.qid,
+            "query": self.item.query,
+            "dataset": self.item.dataset,
+            "answer": self.item.answer,
+            "window": [self.start, self.end],
+            "candidates": self.candidates,
+            "initial_list": self.initial_list,
+            "teacher": teacher,
+        }
+
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)

@@ -12,6 +12,7 @@ from reasonrank_plugins.parse import ParsedAnswer, ParseStatus, parse_answer
 from .data import QueryItem, to_passage, windows
 from .filtering import lists_every_id
 from .metrics import ndcg_recall_at_10
+from .qrels_teacher import gold_order
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def evaluate_model(
         judged = qrels.get(window.item.qid, {})
         ndcg, _ = ndcg_recall_at_10([window.initial_list[i] for i in result.order], judged)
         initial, _ = ndcg_recall_at_10(window.initial_list, judged)
-        oracle, _ = ndcg_recall_at_10(sorted(window.initial_list, key=lambda d: -judged.get(d, 0)), judged)
+        best = [window.initial_list[i] for i in gold_order(window.candidates, judged)]
+        oracle, _ = ndcg_recall_at_10(best, judged)
         per_window.append(
             {
                 "qid": window.item.qid,

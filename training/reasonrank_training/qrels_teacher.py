@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .data import QueryItem
+from .data import QueryItem, Window
 from .examples import ranking_text
 
 TEACHER = "qrels-template"
@@ -119,17 +119,11 @@ def qrels_records(items: Sequence[QueryItem], qrels: dict[str, dict[str, int]]) 
     for item in items:
         judged = qrels.get(item.qid, {})
         order = gold_order(item.candidates, judged)
+        window = Window(item, 0, len(item.candidates), item.candidates)
         records.append(
             {
-                "id": f"{item.qid}:0-{len(item.candidates)}#0",
-                "qid": item.qid,
-                "query": item.query,
-                "dataset": item.dataset,
-                "answer": item.answer,
-                "window": [0, len(item.candidates)],
-                "candidates": item.candidates,
-                "initial_list": [c["docid"] for c in item.candidates],
-                "teacher": TEACHER,
+                "id": f"{window.key}#0",
+                **window.record(TEACHER),
                 "sample": 0,
                 "relevant_docids": [c["docid"] for c in item.candidates if judged.get(c["docid"], 0) > 0],
                 "relevant_source": "qrels",

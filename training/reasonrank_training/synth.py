@@ -136,16 +136,7 @@ async def _synth_window(
     item = window.item
     texts = contents(window, *cut)
     judged = qrels.get(item.qid) if qrels is not None else None
-    base = {
-        "qid": item.qid,
-        "query": item.query,
-        "dataset": item.dataset,
-        "answer": item.answer,
-        "window": [window.start, window.end],
-        "candidates": window.candidates,
-        "initial_list": window.initial_list,
-        "teacher": teacher.model,
-    }
+    base = window.record(teacher.model)
     usage = Usage()
     pointwise = None
     if config.pointwise == "always" or (config.pointwise == "auto" and judged is None):
