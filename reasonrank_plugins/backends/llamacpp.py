@@ -69,6 +69,22 @@ def resolve_gguf(model: str) -> Path:
     return local
 
 
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota
+    (``cpu.max``, as a container's ``--cpus`` sets it); ``os.cpu_count()`` counts the host's."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
 class LlamaCppBackend(Backend):
     """One GGUF model in process. llama.cpp decodes one sequence at a time here, so windows are
     served in turn from a single worker thread; the prompt prefix shared with the previous call
