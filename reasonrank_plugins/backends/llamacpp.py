@@ -69,7 +69,7 @@ def resolve_gguf(model: str) -> Path:
     return local
 
 
-def available_cores() -> int:
+def available_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """The cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota
     (``cpu.max``, as a container's ``--cpus`` sets it); ``os.cpu_count()`` counts the host's."""
     try:
@@ -77,7 +77,7 @@ def available_cores() -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = cpu_max.read_text().split()[:2]
         if quota != "max":
             cores = min(cores, max(1, int(int(quota) / int(period))))
     except (OSError, ValueError):
@@ -89,7 +89,10 @@ class LlamaCppBackend(Backend):
     """One GGUF model in process. llama.cpp decodes one sequence at a time here, so windows are
     served in turn from a single worker thread; the prompt prefix shared with the previous call
     (for a forced answer, the whole prompt) is reused from the KV cache. ``context_length`` is
-    ``n_ctx``; ``capacity`` is 1."""
+    ``n_ctx``; ``capacity`` is 1. ``n_threads`` defaults to the cores this process may use
+    (``available_cores``). Flash attention (``flash_attn=True``), a larger ``n_batch`` and a second
+    context were measured on 2 cores and did not pay (``benchmarks/cpu_speed.py``,
+    docs/results.md), so they stay off; any llama.cpp option passes through."""
 
     name = "llamacpp"
 
@@ -114,7 +117,7 @@ class LlamaCppBackend(Backend):
         self.llm = Llama(
             model_path=str(path),
             n_ctx=n_ctx,
-            n_threads=n_threads or os.cpu_count(),
+            n_threads=n_threads or available_cores(),
             n_batch=n_batch,
             seed=seed,
             verbose=False,

@@ -224,3 +224,23 @@ def test_two_rankers_share_one_transformers_backend_from_threads_and_asyncio(tin
         b.close()
     finally:
         backend.close()
+
+
+def test_llamacpp_threads_default_to_the_cores_this_process_may_use(tmp_path):
+    """``available_cores``: the CPU affinity, capped by a cgroup v2 quota; an unreadable or unlimited
+    quota leaves the affinity."""
+    import os
+
+    from reasonrank_plugins.backends.llamacpp import available_cores
+
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    assert available_cores(cpu_max) == affinity  # no such file
+    cpu_max.write_text("max 100000\n")
+    assert available_cores(cpu_max) == affinity
+    cpu_max.write_text("50000 100000\n")  # half a core still gets one thread
+    assert available_cores(cpu_max) == 1
+    cpu_max.write_text(f"{(affinity + 4) * 100000} 100000\n")  # a quota above the affinity
+    assert available_cores(cpu_max) == affinity
+    cpu_max.write_text("garbage\n")
+    assert available_cores(cpu_max) == affinity
