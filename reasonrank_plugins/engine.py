@@ -33,6 +33,10 @@ def option(default: object, help: str) -> object:
     return field(default=default, metadata={"help": help})
 
 
+#: the reasoning budget the published checkpoints were evaluated with
+REFERENCE_BUDGET = 3072
+
+
 @dataclass
 class EngineConfig:
     """How the engine ranks: windows, budgets and strategy (part of
@@ -41,7 +45,11 @@ class EngineConfig:
     window_size: int = option(20, "Passages per window.")
     step: int = option(10, "sliding: how far each window moves up.")
     max_passage_tokens: int = option(512, "Tokens kept of each passage (512 for reasoning-heavy sets, 100 for web).")
-    reasoning_budget: int = option(3072, "Tokens of reasoning before the answer is forced.")
+    reasoning_budget: int | None = option(
+        None,
+        f"Tokens of reasoning before the answer is forced (default: {REFERENCE_BUDGET}, the reference's; "
+        "an embedded model on llama.cpp: its own measured budget, 512 for the default 'demo').",
+    )
     answer_budget: int | None = option(None, "Tokens of a forced answer (default: enough for the window's ids).")
     strategy: str = option(
         "sliding",
@@ -58,6 +66,8 @@ class EngineConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.reasoning_budget is None:
+            self.reasoning_budget = REFERENCE_BUDGET
         for name in ("max_passage_tokens", "reasoning_budget"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 from .backends.base import Backend
 from .cache import check_cache_dir
-from .engine import EngineConfig, OnError, check_timeout, option
+from .demo_model import embedded_model, is_embedded
+from .engine import REFERENCE_BUDGET, EngineConfig, OnError, check_timeout, option
 
 if TYPE_CHECKING:
     from .ranker import ReasonRanker
@@ -27,7 +28,7 @@ class RankerOptions(EngineConfig):
 
     model: str = option(
         "demo",
-        "'demo' or 'demo-1.5b' (embedded), a local path (model folder or .gguf), a hub id, or a hub GGUF "
+        "'demo' (the embedded default, demo-1.5b), 'demo-0.5b' or 'demo-1.5b' (embedded), a local path (model folder or .gguf), a hub id, or a hub GGUF "
         "org/name[@revision]:file.gguf.",
     )
     backend: str | Backend = option(
@@ -54,6 +55,8 @@ class RankerOptions(EngineConfig):
     )
 
     def __post_init__(self) -> None:
+        if self.reasoning_budget is None:
+            self.reasoning_budget = default_reasoning_budget(self.model, self.backend)
         super().__post_init__()
         check_timeout(self.timeout)
         if self.on_error not in ("keep", "raise"):
@@ -88,10 +91,11 @@ class RankerOptions(EngineConfig):
 
     def changed(self) -> dict[str, Any]:
         """The options that differ from their defaults (what a dump needs to rebuild this ranker)."""
+        defaults = {**DEFAULTS, "reasoning_budget": default_reasoning_budget(self.model, self.backend)}
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) != DEFAULTS[f.name]
+            if getattr(self, f.name) != defaults[f.name]
         }
 
     def build(self) -> ReasonRanker:
@@ -99,6 +103,13 @@ class RankerOptions(EngineConfig):
         from .ranker import ReasonRanker
 
         return ReasonRanker(options=self)
+
+
+def default_reasoning_budget(model: str, backend: str | Backend) -> int:
+    """An embedded model run on llama.cpp: its own measured budget; anything else: the reference's."""
+    if backend in ("auto", "llamacpp") and is_embedded(model):
+        return embedded_model(model).reasoning_budget
+    return REFERENCE_BUDGET
 
 
 def option_fields() -> list[tuple[dataclasses.Field, Any]]:

@@ -40,5 +40,5 @@ def demo_ranker():
     """One demo-model ranker (llama.cpp) for the whole session, with a bounded reasoning budget."""
     from reasonrank_plugins import ReasonRanker
 
-    with ReasonRanker("demo", max_passage_tokens=100, reasoning_budget=512) as ranker:
+    with ReasonRanker("demo-0.5b", max_passage_tokens=100, reasoning_budget=512) as ranker:
         yield ranker

@@ -18,17 +18,19 @@ def models(
 
     Exits 1 when a model's parts or file do not match their pinned hashes, when a named model is not
     installed, or when no embedded model is installed at all."""
-    from ..demo_model import MODELS, EmbeddedModelError, PartsNotInstalled, model_info
+    from ..demo_model import ALIASES, MODELS, EmbeddedModelError, PartsNotInstalled, embedded_names, model_info
 
-    unknown = sorted(set(names or ()) - set(MODELS))
+    unknown = sorted(set(names or ()) - set(embedded_names()))
     if unknown:
-        raise typer.BadParameter(f"unknown model(s) {unknown}; the embedded models are {sorted(MODELS)}")
+        raise typer.BadParameter(f"unknown model(s) {unknown}; the embedded models are {embedded_names()}")
     failed = available = 0
-    for name in names or MODELS:
+    for name in dict.fromkeys(ALIASES.get(n, n) for n in names or MODELS):
         model = MODELS[name]
-        typer.secho(f"{name:<10} {model.title} (GGUF, llamacpp backend)", bold=True)
+        alias = "".join(f', model="{a}", the default' for a, target in ALIASES.items() if target == name)
+        typer.secho(f"{name:<10} {model.title} (GGUF, llamacpp backend{alias})", bold=True)
         typer.echo(f"{'':<10} from   {model.provenance}")
         typer.echo(f"{'':<10} size   {model.size} bytes, sha256 {model.sha256}")
+        typer.echo(f"{'':<10} budget {model.reasoning_budget} reasoning tokens by default; extra [{model.extra}]")
         try:
             info = model_info(name, verify=verify)
         except PartsNotInstalled:

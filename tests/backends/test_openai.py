@@ -632,9 +632,9 @@ def dl19_window(depth: int = 4, qid_index: int = 0) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    from reasonrank_plugins.demo_model import demo_model_path
+    from reasonrank_plugins.demo_model import SMALL_MODEL, model_path
 
-    server = LlamaServer(demo_model_path(), tmp_path_factory.mktemp("llama-server") / "server.log")
+    server = LlamaServer(model_path(SMALL_MODEL), tmp_path_factory.mktemp("llama-server") / "server.log")
     yield server.start()
     server.stop()
 
@@ -740,9 +740,9 @@ def test_real_server_killed_and_restarted_mid_run(llama_server, qwen_tokenizer_d
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_two_real_servers_one_killed_mid_run(llama_server, qwen_tokenizer_dir, tmp_path):
-    from reasonrank_plugins.demo_model import demo_model_path
+    from reasonrank_plugins.demo_model import SMALL_MODEL, model_path
 
-    second = LlamaServer(demo_model_path(), tmp_path / "second.log").start()
+    second = LlamaServer(model_path(SMALL_MODEL), tmp_path / "second.log").start()
     items = [dl19_window(3, qid_index=k) for k in range(4)]
     try:
         urls = [llama_server.url, second.url]

@@ -92,11 +92,11 @@ def test_a_local_file_wins(tmp_path, monkeypatch):
 def test_the_llamacpp_backend_loads_a_hub_gguf_from_the_cache(hub_cache):
     """The real demo GGUF linked into the stand-in cache, loaded by name through load_backend."""
     from reasonrank_plugins.backends import load_backend
-    from reasonrank_plugins.demo_model import demo_model_path
+    from reasonrank_plugins.demo_model import SMALL_MODEL, model_path
 
     target = hub_cache / "snapshots" / COMMIT / FILE
     target.unlink()
-    target.symlink_to(demo_model_path())
+    target.symlink_to(model_path(SMALL_MODEL))
     backend = load_backend(f"{REPO}@{COMMIT}:{FILE}", n_ctx=512)
     try:
         assert backend.name == "llamacpp" and backend.model_name == FILE

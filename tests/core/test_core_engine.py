@@ -208,7 +208,7 @@ def test_demo_model_with_a_short_context_fits_every_window(dl19_top, caplog):
 
     query, pool = dl19_top(0, 60)
     passages = [" ".join(p.text for p in pool[i : i + 3]) for i in range(0, 60, 3)]
-    backend = load_backend("demo", n_ctx=2048)
+    backend = load_backend("demo-0.5b", n_ctx=2048)
     try:
         with caplog.at_level(logging.WARNING):
             ranker = ReasonRanker(backend=backend, max_passage_tokens=512, reasoning_budget=256)

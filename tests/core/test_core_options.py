@@ -22,7 +22,7 @@ CLI_OPTIONS = [n for n in OPTION_NAMES if n != "backend_options"]
 def test_the_engine_config_is_part_of_the_options():
     engine = [f.name for f in dataclasses.fields(EngineConfig)]
     assert list(OPTION_NAMES[: len(engine)]) == engine
-    options = RankerOptions(window_size=6, step=3, strategy="tdpart", cutoff=2, timeout=4.0)
+    options = RankerOptions(window_size=6, step=3, strategy="tdpart", cutoff=2, timeout=4.0, model="org/name")
     assert options.engine_config() == EngineConfig(window_size=6, step=3, strategy="tdpart", cutoff=2)
 
 
@@ -96,3 +96,22 @@ def test_a_ranker_from_options_and_from_keywords_are_the_same():
 def test_an_unknown_keyword_is_a_value_error_that_names_it():
     with pytest.raises(ValueError, match="windw_size"):
         ReasonRanker("overlap", "scripted", windw_size=3)
+
+
+def test_the_reasoning_budget_defaults_to_the_embedded_models_own_on_llamacpp():
+    """An embedded model on llama.cpp gets its measured budget; anything else, and any explicit
+    budget, keeps what it was given or the reference's 3072."""
+    from reasonrank_plugins.demo_model import DEFAULT_MODEL, MODELS
+    from reasonrank_plugins.engine import REFERENCE_BUDGET, EngineConfig
+
+    default = MODELS[DEFAULT_MODEL].reasoning_budget
+    assert default < REFERENCE_BUDGET
+    assert RankerOptions().reasoning_budget == default
+    assert RankerOptions(model="demo", backend="llamacpp").reasoning_budget == default
+    assert RankerOptions(model="demo-0.5b").reasoning_budget == MODELS["demo-0.5b"].reasoning_budget
+    assert RankerOptions(backend="openai").reasoning_budget == REFERENCE_BUDGET  # a server's own model
+    assert RankerOptions(model="org/name").reasoning_budget == REFERENCE_BUDGET
+    assert RankerOptions(reasoning_budget=100).reasoning_budget == 100
+    assert EngineConfig().reasoning_budget == REFERENCE_BUDGET
+    with pytest.raises(ValueError, match="reasoning_budget must be a positive int"):
+        RankerOptions(reasoning_budget=0)

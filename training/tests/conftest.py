@@ -35,10 +35,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def teacher_url(tmp_path_factory: pytest.TempPathFactory):
-    """llama-cpp-python's OpenAI-compatible server on the demo GGUF, on 127.0.0.1."""
+    """llama-cpp-python's OpenAI-compatible server on the small demo GGUF, on 127.0.0.1."""
     import httpx
 
-    from reasonrank_plugins.demo_model import demo_model_path
+    from reasonrank_plugins.demo_model import SMALL_MODEL, model_path
 
     port = _free_port()
     log = tmp_path_factory.mktemp("teacher") / "server.log"
@@ -47,7 +47,7 @@ def teacher_url(tmp_path_factory: pytest.TempPathFactory):
         "-m",
         "llama_cpp.server",
         "--model",
-        str(demo_model_path()),
+        str(model_path(SMALL_MODEL)),
         "--host",
         "127.0.0.1",
         "--port",

@@ -413,7 +413,7 @@ def test_a_loaded_config_cannot_turn_on_remote_code(monkeypatch):
 
 @pytest.fixture(scope="module")
 def demo_ranker():
-    with ReasonRanker(model="demo", max_passage_tokens=64, reasoning_budget=128) as ranker:
+    with ReasonRanker(model="demo-0.5b", max_passage_tokens=64, reasoning_budget=128) as ranker:
         yield ranker
 
 

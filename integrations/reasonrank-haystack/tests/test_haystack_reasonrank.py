@@ -469,7 +469,7 @@ def test_pipeline_yaml_is_loaded_safely(store, tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_ranker():
-    with ReasonRanker(model="demo", max_passage_tokens=64, reasoning_budget=128) as ranker:
+    with ReasonRanker(model="demo-0.5b", max_passage_tokens=64, reasoning_budget=128) as ranker:
         yield ranker
 
 
