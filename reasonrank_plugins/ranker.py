@@ -26,7 +26,7 @@ class ReasonRanker:
     >>> result = ranker.rerank("what is bm25?", ["...", "..."], top_k=5)
     >>> result.order, result.windows[0].reasoning
 
-    ``model`` is ``"demo"``, a local path (model folder or ``.gguf``) or a hub id; ``backend`` is
+    ``model`` is ``"demo"`` (the embedded 1.5B), ``"demo-0.5b"``, a local path (model folder or ``.gguf``) or a hub id; ``backend`` is
     ``"auto"``, ``"llamacpp"``, ``"transformers"``, ``"vllm"``, ``"openai"``, ``"scripted"`` (no
     model: ``model`` is ``"identity"``, ``"reverse"`` or ``"overlap"``) or a ``Backend`` instance.
     The options are those of :class:`~reasonrank_plugins.options.RankerOptions`, declared there

@@ -37,7 +37,7 @@ def _cuda() -> bool:
 
 
 def resolve_backend(model: str, backend: str = "auto", **options: Any) -> str:
-    """Pick a backend name: the embedded models (``"demo"``, ``"demo-1.5b"``), ``.gguf`` files and hub
+    """Pick a backend name: the embedded models (``"demo"``, ``"demo-0.5b"``, ``"demo-1.5b"``), ``.gguf`` files and hub
     GGUFs (``org/name[@rev]:file.gguf``) run on llama.cpp, a ``base_url`` means a server, otherwise
     vLLM when it and a GPU are there, else transformers."""
     if backend != "auto":
@@ -54,10 +54,13 @@ def resolve_backend(model: str, backend: str = "auto", **options: Any) -> str:
 
 
 def load_backend(model: str = "demo", backend: str = "auto", **options: Any) -> Backend:
-    """Construct the backend for ``model``; ``"demo"`` (the default) and ``"demo-1.5b"`` are the
-    embedded GGUFs (``reasonrank_plugins.demo_model``)."""
+    """Construct the backend for ``model``; ``"demo"`` (the default, an alias of
+    ``demo_model.DEFAULT_MODEL``), ``"demo-0.5b"`` and ``"demo-1.5b"`` are the embedded GGUFs
+    (``reasonrank_plugins.demo_model``)."""
     if not isinstance(model, (str, Path)) or not str(model):
-        raise ValueError(f"model must be an embedded name ('demo', 'demo-1.5b'), a local path or a hub id, got {model!r}")
+        raise ValueError(
+            f"model must be an embedded name ('demo', 'demo-0.5b', 'demo-1.5b'), a local path or a hub id, got {model!r}"
+        )
     name = resolve_backend(str(model), backend, **options)
     if is_embedded(model) and name == "openai":
         model = "auto"  # a server: rank with the model it serves
