@@ -155,3 +155,24 @@ def test_reasoning_is_wrapped_and_cut_with_a_note():
     assert reasoning_text(text, limit=None).count("word") == 400
     assert reasoning_text("first\nsecond", limit=None) == "  first\n  second"
     assert reasoning_text("  ") == "  (none)"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_readme_main_job_on_the_default_embedded_model(tmp_path, monkeypatch):
+    """``reasonrank demo`` as the README runs it: the default model ("demo", the 1.5B on llama.cpp with
+    its own budget), from an empty folder, one window of the bundled query; the full reasoning is in
+    ``--json`` and the order is a permutation. No quality is asserted: the model ranks weakly."""
+    from reasonrank_plugins.demo_model import DEFAULT_MODEL, MODELS
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert sorted(out["order"]) == list(range(20))
+    (window,) = out["windows"]
+    assert window["prompt_tokens"] > 1000 and window["completion_tokens"] > 0
+    # the budget is the model's own: the first call decodes at most that plus room for the answer
+    assert window["completion_tokens"] <= MODELS[DEFAULT_MODEL].reasoning_budget + 100 + 7 * 20 + 16
+    assert window["status"] in ("ok", "repaired", "failed") and isinstance(window["reasoning"], str)
+    assert list(tmp_path.iterdir()) == []
