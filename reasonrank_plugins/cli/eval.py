@@ -161,9 +161,10 @@ def compare(
         ("forced", ra["forced"], rb["forced"]),
         ("statuses", ra["statuses"], rb["statuses"]),
     ]
-    typer.echo(f"{'':<24}{'A':<28}{'B':<28}")
+    width = max(28, *(len(str(v)) + 2 for row in rows for v in row[1:]))
+    typer.echo(f"{'':<24}{'A':<{width}}{'B':<{width}}")
     for name, x, y in rows:
-        typer.echo(f"{name:<24}{x!s:<28}{y!s:<28}")
+        typer.echo(f"{name:<24}{x!s:<{width}}{y!s:<{width}}")
     typer.echo(
         f"\n{'measure':<10}{'A before':>9}{'A after':>9}{'B before':>9}{'B after':>9}"
         f"{'B-A':>9}{'95% CI':>20}{'n':>5}{'t':>8}{'p':>8}"
