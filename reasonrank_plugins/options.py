@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints
 
+from .backends import resolve_backend
 from .backends.base import Backend
 from .cache import check_cache_dir
 from .demo_model import embedded_model, is_embedded
@@ -56,7 +57,7 @@ class RankerOptions(EngineConfig):
 
     def __post_init__(self) -> None:
         if self.reasoning_budget is None:
-            self.reasoning_budget = default_reasoning_budget(self.model, self.backend)
+            self.reasoning_budget = default_reasoning_budget(self.model, self.backend, self.backend_options)
         super().__post_init__()
         check_timeout(self.timeout)
         if self.on_error not in ("keep", "raise"):
@@ -91,7 +92,8 @@ class RankerOptions(EngineConfig):
 
     def changed(self) -> dict[str, Any]:
         """The options that differ from their defaults (what a dump needs to rebuild this ranker)."""
-        defaults = {**DEFAULTS, "reasoning_budget": default_reasoning_budget(self.model, self.backend)}
+        budget = default_reasoning_budget(self.model, self.backend, self.backend_options)
+        defaults = {**DEFAULTS, "reasoning_budget": budget}
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -105,10 +107,12 @@ class RankerOptions(EngineConfig):
         return ReasonRanker(options=self)
 
 
-def default_reasoning_budget(model: str, backend: str | Backend) -> int:
-    """An embedded model run on llama.cpp: its own measured budget; anything else: the reference's."""
+def default_reasoning_budget(model: str, backend: str | Backend, backend_options: Mapping[str, Any]) -> int:
+    """An embedded model that runs on llama.cpp (the backend ``resolve_backend`` picks, so not when a
+    ``base_url`` sends it to a server): its own measured budget; anything else: the reference's."""
     if backend in ("auto", "llamacpp") and is_embedded(model):
-        return embedded_model(model).reasoning_budget
+        if resolve_backend(model, backend, **backend_options) == "llamacpp":
+            return embedded_model(model).reasoning_budget
     return REFERENCE_BUDGET
 
 

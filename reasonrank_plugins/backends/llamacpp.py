@@ -90,9 +90,10 @@ class LlamaCppBackend(Backend):
     served in turn from a single worker thread; the prompt prefix shared with the previous call
     (for a forced answer, the whole prompt) is reused from the KV cache. ``context_length`` is
     ``n_ctx``; ``capacity`` is 1. ``n_threads`` defaults to the cores this process may use
-    (``available_cores``). Flash attention (``flash_attn=True``), a larger ``n_batch`` and a second
-    context were measured on 2 cores and did not pay (``benchmarks/cpu_speed.py``,
-    docs/results.md), so they stay off; any llama.cpp option passes through."""
+    (``available_cores``). A larger ``n_batch`` and a second context were measured on 2 cores and
+    did not pay (``benchmarks/cpu_speed.py``, docs/results.md); flash attention (``flash_attn=True``)
+    was 1.10-1.12x faster per window there but stays off, because it changes the numerics the
+    measured quality figures were taken with. Any llama.cpp option passes through."""
 
     name = "llamacpp"
 

@@ -164,6 +164,8 @@ def test_the_readme_main_job_on_the_default_embedded_model(tmp_path, monkeypatch
     its own budget), from an empty folder, one window of the bundled query; the full reasoning is in
     ``--json`` and the order is a permutation. No quality is asserted: the model ranks weakly."""
     from reasonrank_plugins.demo_model import DEFAULT_MODEL, MODELS
+    from reasonrank_plugins.engine import default_answer_budget
+    from reasonrank_plugins.prompt import generation_budget
 
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["demo", "--json"])
@@ -173,6 +175,7 @@ def test_the_readme_main_job_on_the_default_embedded_model(tmp_path, monkeypatch
     (window,) = out["windows"]
     assert window["prompt_tokens"] > 1000 and window["completion_tokens"] > 0
     # the budget is the model's own: the first call decodes at most that plus room for the answer
-    assert window["completion_tokens"] <= MODELS[DEFAULT_MODEL].reasoning_budget + 100 + 7 * 20 + 16
+    budget = MODELS[DEFAULT_MODEL].reasoning_budget
+    assert window["completion_tokens"] <= generation_budget(budget) + default_answer_budget(20)
     assert window["status"] in ("ok", "repaired", "failed") and isinstance(window["reasoning"], str)
     assert list(tmp_path.iterdir()) == []

@@ -110,6 +110,8 @@ def test_the_reasoning_budget_defaults_to_the_embedded_models_own_on_llamacpp():
     assert RankerOptions(model="demo", backend="llamacpp").reasoning_budget == default
     assert RankerOptions(model="demo-0.5b").reasoning_budget == MODELS["demo-0.5b"].reasoning_budget
     assert RankerOptions(backend="openai").reasoning_budget == REFERENCE_BUDGET  # a server's own model
+    assert RankerOptions.from_kwargs(base_url="http://x/v1").reasoning_budget == REFERENCE_BUDGET  # auto: a server
+    assert RankerOptions.from_kwargs(base_url="http://x/v1").changed() == {"backend_options": {"base_url": "http://x/v1"}}
     assert RankerOptions(model="org/name").reasoning_budget == REFERENCE_BUDGET
     assert RankerOptions(reasoning_budget=100).reasoning_budget == 100
     assert EngineConfig().reasoning_budget == REFERENCE_BUDGET
