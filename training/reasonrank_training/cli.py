@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from .presets import checkpoint_every
+
 app = typer.Typer(help="Train a ReasonRank-style reasoning reranker.", no_args_is_help=True)
 
 
@@ -264,6 +266,9 @@ def sft(
     batch_size: int | None = None,
     grad_accum: int | None = None,
     measure_loss: bool = typer.Option(True, help="Completion loss on the training set before and after."),
+    save_steps: int | None = typer.Option(
+        None, help="Checkpoint every N steps, so that a stopped run resumes there (cpu-smoke saves none)."
+    ),
 ) -> None:
     """Cold-start SFT on the core engine's prompt, loss on the completion only."""
     from .sft import train_sft
@@ -284,6 +289,7 @@ def sft(
         max_length=max_length,
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum,
+        **checkpoint_every(save_steps),
     )
     typer.echo(json.dumps(asdict(result)))
 
@@ -312,6 +318,9 @@ def grpo(
     temperature: float | None = typer.Option(None, help="Rollout temperature (presets: 1.0)."),
     use_vllm: bool | None = typer.Option(None, "--use-vllm/--no-vllm"),
     vllm_mode: str | None = typer.Option(None, help="colocate or server (trl vllm-serve)."),
+    save_steps: int | None = typer.Option(
+        None, help="Checkpoint every N steps, so that a stopped run resumes there (cpu-smoke saves none)."
+    ),
 ) -> None:
     """RL with GRPO and the multi-view ranking reward."""
     from .grpo import train_grpo
@@ -337,6 +346,7 @@ def grpo(
         temperature=temperature,
         use_vllm=use_vllm,
         vllm_mode=vllm_mode,
+        **checkpoint_every(save_steps),
     )
     typer.echo(json.dumps(asdict(result)))
 

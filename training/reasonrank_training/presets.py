@@ -162,6 +162,15 @@ def grpo_preset(name: str, num_processes: int, **overrides: Any) -> dict[str, An
     return preset(GRPO_PRESETS, name, **{**batch, **{k: v for k, v in overrides.items() if v is not None}})
 
 
+def checkpoint_every(save_steps: int | None) -> dict[str, Any]:
+    """Trainer arguments that save a checkpoint every ``save_steps`` steps (None: the preset's own)."""
+    if save_steps is None:
+        return {}
+    if save_steps < 1:
+        raise ValueError(f"save_steps must be at least 1, got {save_steps}")
+    return {"save_strategy": "steps", "save_steps": save_steps}
+
+
 def lora_settings(name: str, lora: bool | None, r: int | None, alpha: int | None) -> tuple[bool, int, int]:
     """(use LoRA, r, alpha): a LoRA preset turns LoRA on unless ``lora`` is False; alpha defaults to 2r."""
     preset_r, preset_alpha = LORA_PRESETS.get(name, (16, None))

@@ -170,6 +170,21 @@ def test_a_grpo_step_changes_the_weights(grpo_model, sft_model):
     assert max((before[k] - after[k]).abs().max().item() for k in before) > 0
 
 
+def test_a_stopped_grpo_run_resumes_from_its_checkpoint(work, filtered, sft_model):
+    out = work / "grpo-resumed"
+    args = ["grpo", "-i", filtered, "--model", sft_model[0], "-o", out, "--max-passage-tokens", 16]
+    args += ["--num-generations", 4, "--batch-size", 4, "--max-completion-length", 8, "--save-steps", 1]
+    run(*args, "--max-steps", 1)
+    state_file = out / "checkpoint-1" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    [logged] = [h for h in state["log_history"] if "reward" in h]
+    logged["reward"] = 123.0  # a marker: only a run that resumed from checkpoint-1 reports it
+    state_file.write_text(json.dumps(state))
+    result = run(*args, "--max-steps", 2)
+    assert result["steps"] == 2 and result["rewards"][0] == 123.0 and len(result["rewards"]) == 2
+    assert (out / "checkpoint-2").is_dir()
+
+
 def test_exported_model_reranks_through_the_core_engine(work, grpo_model, filtered):
     from reasonrank_plugins import ReasonRanker
 

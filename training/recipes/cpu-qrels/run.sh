@@ -52,7 +52,7 @@ if (( GRPO_STEPS > 0 )); then
     log "GRPO from the SFT model: $GRPO_STEPS steps, 4 generations"
     reasonrank-train grpo -i teacher.jsonl --model sft-exported -o grpo --lora --lora-r 16 --learning-rate "$GRPO_LR" \
       --max-steps "$GRPO_STEPS" --num-generations 4 --batch-size 4 --max-completion-length 128 \
-      --max-passage-tokens "$PASSAGE_TOKENS"
+      --max-passage-tokens "$PASSAGE_TOKENS" --save-steps 2  # a stopped run resumes at its last even step
     reasonrank-train export --model grpo -o grpo-exported
   fi
   evaluate grpo-exported eval_grpo.json
