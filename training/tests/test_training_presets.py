@@ -8,6 +8,7 @@ from reasonrank_training.presets import (
     GRPO_PRESETS,
     SFT_PRESETS,
     PaperBatch,
+    checkpoint_every,
     grpo_batch,
     grpo_preset,
     lora_settings,
@@ -108,6 +109,16 @@ def test_checkpoints_keep_model_only_and_a_limit(tmp_path, eight_processes):
         assert sft.get_warmup_steps(1000) == 100  # warmup ratio 0.1
     assert preset(SFT_PRESETS, "7b")["learning_rate"] == 5e-6
     assert preset(SFT_PRESETS, "32b")["learning_rate"] == 1e-4
+
+
+def test_checkpoint_every_turns_step_saving_on(tmp_path):
+    smoke = grpo_config(tmp_path, "cpu-smoke", 1)
+    assert smoke.save_strategy == "no"
+    every = grpo_config(tmp_path, "cpu-smoke", 1, **checkpoint_every(2))
+    assert (every.save_strategy, every.save_steps) == ("steps", 2)
+    assert checkpoint_every(None) == {}
+    with pytest.raises(ValueError, match="save_steps"):
+        checkpoint_every(0)
 
 
 def test_overrides_win_over_the_arithmetic(tmp_path, eight_processes):
