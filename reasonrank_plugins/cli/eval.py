@@ -18,34 +18,19 @@ from .options import ranker_options
 
 
 def _first_stage(data, run: Path | None, retrieve: str | None, depth: int, root: Path):
-    """The first-stage run and its description: a given run, ``run.bm25.trec`` in the data folder,
-    or bm25s retrieval."""
-    from ..eval.data import read_trec_run
-    from ..eval.retrieve import K1, B, bm25_run
+    """``--run``/``--retrieve`` as :func:`first_stage` arguments: ``--retrieve bm25`` skips the
+    folder's ``run.bm25.trec``."""
+    from ..eval.retrieve import first_stage
 
     if run and retrieve:
         raise typer.BadParameter("give --run or --retrieve, not both", param_hint="--retrieve")
     if retrieve not in (None, "bm25"):
         raise typer.BadParameter(f"only 'bm25' is supported, got {retrieve!r}", param_hint="--retrieve")
-    if run is None and not retrieve and (root / "run.bm25.trec").exists():
-        run = root / "run.bm25.trec"
-    if run is not None:
-        if not run.exists():
-            raise typer.BadParameter(f"{run} does not exist", param_hint="--run")
-        cut = {q: dict(sorted(d.items(), key=lambda x: -x[1])[:depth]) for q, d in read_trec_run(run).items()}
-        return cut, {"kind": "run", "path": str(run.resolve()), "depth": depth}
-    queries = {q: data.queries[q] for q in data.query_ids()}
-    typer.echo(f"retrieving the first stage with bm25s over {len(data.corpus)} documents", err=True)
-    found = bm25_run(data.corpus, queries, depth, excluded=data.excluded)
-    return found, {
-        "kind": "bm25s",
-        "k1": K1,
-        "b": B,
-        "depth": depth,
-        "stemmer": "snowball-english",
-        "stopwords": "en",
-        "fields": "title text",
-    }
+    if run is not None and not run.exists():
+        raise typer.BadParameter(f"{run} does not exist", param_hint="--run")
+    if run is None and (retrieve or not (root / "run.bm25.trec").exists()):
+        typer.echo(f"retrieving the first stage with bm25s over {len(data.corpus)} documents", err=True)
+    return first_stage(data, depth, run=run, root=None if retrieve else root)
 
 
 @app.command("eval")

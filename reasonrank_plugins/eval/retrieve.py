@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 from ..types import Passage
-from .data import Run
+from .data import EvalData, Run, read_trec_run
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +51,24 @@ def bm25_run(
         hits = [(ids[d], float(s)) for d, s in zip(docs[n], scores[n]) if ids[d] not in skip]
         run[qid] = dict(hits[:depth])
     return run
+
+
+def first_stage(
+    data: EvalData, depth: int, *, run: str | Path | None = None, root: str | Path | None = None
+) -> tuple[Run, dict[str, Any]]:
+    """The first-stage run of ``data``, each query cut to its top ``depth``, and a description of
+    where it came from: ``run`` when given, else ``root/run.bm25.trec`` when that exists, else bm25s
+    retrieval over the corpus (excluded documents dropped)."""
+    if run is None and root is not None and (Path(root) / "run.bm25.trec").exists():
+        run = Path(root) / "run.bm25.trec"
+    if run is not None:
+        path = Path(run)
+        if not path.exists():
+            raise ValueError(f"first-stage run {path} does not exist")
+        cut = {q: dict(sorted(d.items(), key=lambda x: -x[1])[:depth]) for q, d in read_trec_run(path).items()}
+        return cut, {"kind": "run", "path": str(path.resolve()), "depth": depth}
+    logger.info("retrieving the first stage with bm25s over %d documents", len(data.corpus))
+    queries = {q: data.queries[q] for q in data.query_ids()}
+    found = bm25_run(data.corpus, queries, depth, excluded=data.excluded)
+    source = {"kind": "bm25s", "k1": K1, "b": B, "depth": depth, "stemmer": "snowball-english"}
+    return found, {**source, "stopwords": "en", "fields": "title text"}

@@ -175,31 +175,30 @@ def split(
     ),
 ) -> None:
     """Split a BEIR folder's judged queries into train and held-out windows, shuffled with a seed."""
-    from reasonrank_plugins.eval.data import load_beir, read_trec_run, write_trec_run
-    from reasonrank_plugins.eval.retrieve import bm25_run
+    from reasonrank_plugins.eval.data import load_beir, write_trec_run
+    from reasonrank_plugins.eval.retrieve import first_stage
 
     from .data import write_jsonl
     from .qrels_teacher import split_windows
 
     data = load_beir(source)
-    run = run or (source / "run.bm25.trec" if (source / "run.bm25.trec").exists() else None)
     output.mkdir(parents=True, exist_ok=True)
-    if run is not None:
-        first_stage = read_trec_run(run)
-    else:
-        queries = {q: data.queries[q] for q in data.query_ids()}
-        first_stage = bm25_run(data.corpus, queries, depth)
-        write_trec_run(first_stage, output / "run.bm25.trec", "bm25s")
+    try:
+        run_found, origin = first_stage(data, depth, run=run, root=source)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--run") from exc
+    if origin["kind"] == "bm25s":
+        write_trec_run(run_found, output / "run.bm25.trec", "bm25s")
     try:
         parts = split_windows(
-            data.queries, data.corpus, first_stage, data.qrels, depth=depth, heldout=heldout, train=train,
+            data.queries, data.corpus, run_found, data.qrels, depth=depth, heldout=heldout, train=train,
             seed=seed, shuffle=shuffle, require_relevant=require_relevant, dataset=data.name,
         )  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     for name, items in (("train", parts.train), ("heldout", parts.heldout)):
         write_jsonl(output / f"{name}.jsonl", (asdict(item) for item in items))
-    summary = parts.summary(seed, depth, shuffle)
+    summary = {**parts.summary(seed, depth, shuffle), "first_stage": origin}
     (output / "split.json").write_text(json.dumps(summary, indent=1))
     typer.echo(json.dumps({k: len(v) if isinstance(v, list) else v for k, v in summary.items()}))
 
