@@ -425,12 +425,13 @@ def compare(
         rows.append(("oracle (qrels order)", values(base, "ndcg@10_oracle")))
     rows += [(f"{r['model']} ({p.name})", values(r)) for p, r in zip(reports, loaded)]
     reference = values(base)
-    typer.echo(f"{'':<48}{'nDCG@10':>9}{'vs first':>10}{'95% CI':>20}{'p':>8}{'n':>5}")
+    width = max(len(name) for name, _ in rows) + 1  # whole names: a long model path stays readable
+    typer.echo(f"{'':<{width}}{'nDCG@10':>9}{'vs first':>10}{'95% CI':>20}{'p':>8}{'n':>5}")
     for name, vals in rows:
         test = paired_test("ndcg@10", reference, vals)
         ci = "n/a" if test.ci_low is None else f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]"
         p = "n/a" if test.p is None else f"{test.p:.3f}"
-        typer.echo(f"{name[:47]:<48}{test.b:>9.4f}{test.delta:>+10.4f}{ci:>20}{p:>8}{test.n:>5}")
+        typer.echo(f"{name:<{width}}{test.b:>9.4f}{test.delta:>+10.4f}{ci:>20}{p:>8}{test.n:>5}")
     typer.echo("vs first: paired by query; 95% CI: paired bootstrap (10,000 resamples, seed 0); p: paired t-test.")
 
 

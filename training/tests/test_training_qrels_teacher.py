@@ -128,13 +128,16 @@ def test_compare_reports_identity_oracle_and_paired_intervals(tmp_path):
 
     base = report("base", [0.3, 0.4, 0.2, 0.35, 0.3, 0.25])
     better = report("sft", [0.7, 0.9, 0.8, 0.85, 0.95, 0.6])
-    result = CliRunner().invoke(app, ["compare", str(base), str(better)])
+    long_name = report("a-very-long-model-folder-name-for-the-grpo-run-at-grpo-step-40", [0.3] * 6)
+    result = CliRunner().invoke(app, ["compare", str(base), str(better), str(long_name)])
     assert result.exit_code == 0, result.output
     lines = {line.split("  ")[0]: line for line in result.output.splitlines()}
     assert "+0.7000" in lines["oracle (qrels order)"]
     sft = next(line for line in result.output.splitlines() if line.startswith("sft"))
     low, high = (float(x) for x in sft.split("[")[1].split("]")[0].split(","))
     assert 0 < low < 0.5 < high  # mean difference 0.5, all six positive
+    long_row = next(line for line in result.output.splitlines() if "a-very-long" in line)
+    assert "grpo-step-40 (" in long_row and " 0.3000 " in long_row  # the whole name, then the columns
 
 
 @pytest.mark.slow
