@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
+from reasonrank_plugins.engine import REFERENCE_BUDGET
 
 from .presets import checkpoint_every
 
@@ -375,7 +376,7 @@ def evaluate(
     limit: int | None = None,
     max_passage_tokens: int = 512,
     reasoning_budget: int = typer.Option(
-        3072, help="Reasoning tokens a window (the paper's 3072 new tokens)."
+        REFERENCE_BUDGET, help="Reasoning tokens a window (the reference's new tokens)."
     ),
     batch_size: int | None = typer.Option(
         None, help="Windows decoded together (transformers backend; default 8). More helps a CPU."

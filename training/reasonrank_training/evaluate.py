@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasonrank_plugins.engine import REFERENCE_BUDGET
 from reasonrank_plugins.parse import ParsedAnswer, ParseStatus, parse_answer
 
 from .data import QueryItem, to_passage, windows
@@ -47,7 +48,7 @@ def evaluate_model(
     backend: str = "transformers",
     window_size: int = 20,
     max_passage_tokens: int = 512,
-    reasoning_budget: int = 3072,
+    reasoning_budget: int = REFERENCE_BUDGET,
     show_progress: bool = True,
     **backend_options: Any,
 ) -> EvalResult:
