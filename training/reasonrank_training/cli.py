@@ -266,6 +266,9 @@ def sft(
     batch_size: int | None = None,
     grad_accum: int | None = None,
     measure_loss: bool = typer.Option(True, help="Completion loss on the training set before and after."),
+    bf16: bool | None = typer.Option(
+        None, "--bf16/--no-bf16", help="bf16 mixed precision (7b/32b: on, cpu-smoke: off); fast on CPUs with AMX."
+    ),
     save_steps: int | None = typer.Option(
         None, help="Checkpoint every N steps, so that a stopped run resumes there (cpu-smoke saves none)."
     ),
@@ -289,6 +292,7 @@ def sft(
         max_length=max_length,
         per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum,
+        bf16=bf16,
         **checkpoint_every(save_steps),
     )
     typer.echo(json.dumps(asdict(result)))
@@ -318,6 +322,9 @@ def grpo(
     temperature: float | None = typer.Option(None, help="Rollout temperature (presets: 1.0)."),
     use_vllm: bool | None = typer.Option(None, "--use-vllm/--no-vllm"),
     vllm_mode: str | None = typer.Option(None, help="colocate or server (trl vllm-serve)."),
+    bf16: bool | None = typer.Option(
+        None, "--bf16/--no-bf16", help="bf16 mixed precision (7b/32b: on, cpu-smoke: off); fast on CPUs with AMX."
+    ),
     save_steps: int | None = typer.Option(
         None, help="Checkpoint every N steps, so that a stopped run resumes there (cpu-smoke saves none)."
     ),
@@ -346,6 +353,7 @@ def grpo(
         temperature=temperature,
         use_vllm=use_vllm,
         vllm_mode=vllm_mode,
+        bf16=bf16,
         **checkpoint_every(save_steps),
     )
     typer.echo(json.dumps(asdict(result)))
@@ -381,6 +389,9 @@ def evaluate(
     batch_size: int | None = typer.Option(
         None, help="Windows decoded together (transformers backend; default 8). More helps a CPU."
     ),
+    dtype: str | None = typer.Option(
+        None, help="Weights' dtype on the transformers backend, e.g. bfloat16 (default: bf16 on CUDA, else float32)."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the full result as JSON."),
 ) -> None:
     """Rerank each query's top window: share of complete answers, parse status, nDCG@10."""
@@ -395,6 +406,7 @@ def evaluate(
         max_passage_tokens=max_passage_tokens,
         reasoning_budget=reasoning_budget,
         **({"batch_size": batch_size} if batch_size else {}),
+        **({"dtype": dtype} if dtype else {}),
     )
     data = asdict(result)
     if output:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .data import read_jsonl
 from .examples import grpo_example
-from .presets import grpo_preset, lora_settings
+from .presets import for_this_machine, grpo_preset, lora_settings
 from .reward import ranking_reward
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def train_grpo(
         output_dir=str(output_dir),
         report_to="none",
         seed=seed,
-        **grpo_preset(preset_name, world_size(), **overrides),
+        **for_this_machine(grpo_preset(preset_name, world_size(), **overrides)),
     )
     trainer = GRPOTrainer(
         model=load_merged(model),

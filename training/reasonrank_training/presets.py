@@ -162,6 +162,16 @@ def grpo_preset(name: str, num_processes: int, **overrides: Any) -> dict[str, An
     return preset(GRPO_PRESETS, name, **{**batch, **{k: v for k, v in overrides.items() if v is not None}})
 
 
+def for_this_machine(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``use_cpu`` set where it asks for bf16 and no GPU can run it: transformers refuses
+    bf16 on a CPU otherwise, though torch runs it there (autocast; AMX makes it several times faster)."""
+    from transformers.utils import is_torch_bf16_gpu_available
+
+    if config.get("bf16") and not config.get("use_cpu") and not is_torch_bf16_gpu_available():
+        return {**config, "use_cpu": True}
+    return config
+
+
 def checkpoint_every(save_steps: int | None) -> dict[str, Any]:
     """Trainer arguments that save a checkpoint every ``save_steps`` steps (None: the preset's own)."""
     if save_steps is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .data import read_jsonl
 from .examples import sft_example
-from .presets import SFT_PRESETS, lora_settings, preset
+from .presets import SFT_PRESETS, for_this_machine, lora_settings, preset
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def train_sft(
         report_to="none",
         seed=seed,
         completion_only_loss=True,
-        **preset(SFT_PRESETS, preset_name, **overrides),
+        **for_this_machine(preset(SFT_PRESETS, preset_name, **overrides)),
     )
     trainer = SFTTrainer(
         model=model,

@@ -9,6 +9,7 @@ from reasonrank_training.presets import (
     SFT_PRESETS,
     PaperBatch,
     checkpoint_every,
+    for_this_machine,
     grpo_batch,
     grpo_preset,
     lora_settings,
@@ -119,6 +120,23 @@ def test_checkpoint_every_turns_step_saving_on(tmp_path):
     assert checkpoint_every(None) == {}
     with pytest.raises(ValueError, match="save_steps"):
         checkpoint_every(0)
+
+
+def test_bf16_on_a_machine_without_a_gpu_trains_on_the_cpu(tmp_path):
+    """transformers refuses bf16 without a bf16 GPU unless use_cpu is set; --bf16 on a CPU must build."""
+    from trl import GRPOConfig, SFTConfig
+    from transformers.utils import is_torch_bf16_gpu_available
+
+    if is_torch_bf16_gpu_available():
+        pytest.skip("a bf16 GPU is here: use_cpu is left alone")
+    sft = preset(SFT_PRESETS, "cpu-smoke", bf16=True)
+    with pytest.raises(ValueError, match="bf16"):
+        SFTConfig(output_dir=str(tmp_path), report_to="none", **sft)
+    config = SFTConfig(output_dir=str(tmp_path), report_to="none", **for_this_machine(sft))
+    assert config.bf16 and config.use_cpu
+    smoke = for_this_machine(grpo_preset("cpu-smoke", 1, bf16=True))
+    assert GRPOConfig(output_dir=str(tmp_path), report_to="none", **smoke).use_cpu
+    assert "use_cpu" not in for_this_machine(preset(SFT_PRESETS, "cpu-smoke"))  # fp32: untouched
 
 
 def test_overrides_win_over_the_arithmetic(tmp_path, eight_processes):

@@ -17,6 +17,7 @@ LR=${LR:-2e-4}
 GRAD_ACCUM=${GRAD_ACCUM:-4}
 GRPO_STEPS=${GRPO_STEPS:-40}         # 0 skips GRPO
 GRPO_LR=${GRPO_LR:-2e-5}
+PRECISION=${PRECISION:---bf16}      # bf16 autocast when training (AMX CPUs: 1.7x fp32); --no-bf16 for fp32
 mkdir -p "$WORK"
 cd "$WORK"
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$WORK/progress.log"; }
@@ -41,7 +42,8 @@ evaluate "$STUDENT" eval_base.json
 if [[ ! -s sft-exported/config.json ]]; then
   log "LoRA SFT on the qrels teacher's records"
   reasonrank-train sft -i teacher.jsonl --model "$STUDENT" -o sft --lora --lora-r 16 --learning-rate "$LR" \
-    --epochs "$EPOCHS" --batch-size 1 --grad-accum "$GRAD_ACCUM" --max-passage-tokens "$PASSAGE_TOKENS" --no-measure-loss
+    --epochs "$EPOCHS" --batch-size 1 --grad-accum "$GRAD_ACCUM" --max-passage-tokens "$PASSAGE_TOKENS" --no-measure-loss \
+    "$PRECISION"
   reasonrank-train export --model sft -o sft-exported
 fi
 evaluate sft-exported eval_sft.json
@@ -52,7 +54,7 @@ if (( GRPO_STEPS > 0 )); then
     log "GRPO from the SFT model: $GRPO_STEPS steps, 4 generations"
     reasonrank-train grpo -i teacher.jsonl --model sft-exported -o grpo --lora --lora-r 16 --learning-rate "$GRPO_LR" \
       --max-steps "$GRPO_STEPS" --num-generations 4 --batch-size 4 --max-completion-length 128 \
-      --max-passage-tokens "$PASSAGE_TOKENS" --save-steps 2  # a stopped run resumes at its last even step
+      --max-passage-tokens "$PASSAGE_TOKENS" --save-steps 2 "$PRECISION"  # a stopped run resumes at its last even step
     reasonrank-train export --model grpo -o grpo-exported
   fi
   evaluate grpo-exported eval_grpo.json
