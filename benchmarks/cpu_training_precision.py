@@ -80,8 +80,9 @@ def decode_speed(model, tokenizer, prompts: list[str], new_tokens: int, autocast
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=Path, required=True, help="SFT records (e.g. the recipe's teacher.jsonl)")
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--records", type=Path, required=True, help="SFT records (a teacher.jsonl)")
     parser.add_argument("--model", default=None, help="model folder (default: the demo student)")
     parser.add_argument("--examples", type=int, default=8)
     parser.add_argument("--max-passage-tokens", type=int, default=32)
@@ -97,16 +98,20 @@ def main() -> None:
         args.model = str(demo_model_folder())
     sequences, prompts = tokenised(args.records, args.model, args.examples, args.max_passage_tokens)
     tokens = sum(s.shape[1] for s in sequences) / len(sequences)
-    print(f"{args.model}: {len(sequences)} examples, {tokens:.0f} tokens on average, {torch.get_num_threads()} threads")
+    threads = torch.get_num_threads()
+    print(f"{args.model}: {len(sequences)} examples of {tokens:.0f} tokens on average, {threads} threads")
     rows = []
     for name, (dtype, autocast) in SETTINGS.items():
         model = lora_model(args.model, dtype)
         seconds, loss = train_speed(model, sequences, autocast)
-        rate = decode_speed(model, load_tokenizer(args.model), prompts, args.decode, autocast) if args.decode else None
+        rate = None
+        if args.decode:
+            rate = decode_speed(model, load_tokenizer(args.model), prompts, args.decode, autocast)
         rows.append((name, seconds, loss, rate))
         del model
     base_s, base_loss, base_rate = rows[0][1], rows[0][2], rows[0][3]
-    print(f"{'setting':30} {'s/sequence':>11} {'speed-up':>9} {'loss':>8} {'Δ loss':>8}" + ("  decode tok/s  ratio" if args.decode else ""))
+    header = f"{'setting':30} {'s/sequence':>11} {'speed-up':>9} {'loss':>8} {'Δ loss':>8}"
+    print(header + ("  decode tok/s  ratio" if args.decode else ""))
     for name, seconds, loss, rate in rows:
         line = f"{name:30} {seconds:11.2f} {base_s / seconds:8.2f}x {loss:8.4f} {loss - base_loss:+8.4f}"
         if rate is not None:

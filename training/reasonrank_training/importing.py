@@ -5,12 +5,15 @@ the hub's dataset cards and viewers (``huggingface.co/datasets/liuwenhan/...``):
 
 - ``13k`` (``liuwenhan/reasonrank_data_13k``): ``training_data_all.jsonl``, one row a query window
   ``{dataset, qid, initial_list: [docid], final_list: [docid], reasoning, relevant_docids: [docid]}``
-  (``README.md`` section 2 of the repository, and the dataset card). The query texts are "in
-  ``id_query/``" and the passages "in ``id_doc/``"; neither the repository nor the card gives
-  those folders' file layout, so it is NOT pinned down here: every ``*.jsonl``, ``*.json`` or
-  ``*.tsv`` file under them is read, a JSON line/object taking its id from the first of
-  ``ID_KEYS`` and its text from the first of ``TEXT_KEYS`` (``title`` when present), a JSON file
-  may also be one ``{id: text}`` mapping, and a TSV line is ``id<TAB>text``.
+  (``README.md`` section 2 of the repository, and the dataset card). The query texts are in
+  ``id_query/`` and the passages in ``id_doc/``, one JSON file a data set named after it
+  (``id_doc/msmarco.json``), each one ``{id: text}`` object; ids are unique within a data set only,
+  so a row's texts come from its ``dataset``'s files. Neither the repository nor the card states
+  this: it is how a public conversion script of the 13k set reads them (``json.load`` of each
+  ``id_doc/*.json``, keyed by the file name, then ``[dataset][docid]``), not checked on the real
+  files here. Other forms are read too: ``{id: {title, text}}``, a JSON list or JSON lines of rows
+  taking the id from the first of ``ID_KEYS`` and the text from the first of ``TEXT_KEYS``, or
+  ``id<TAB>text`` lines; a data set with no file of its own is looked up in every file.
 - ``sft`` (``liuwenhan/reasonrank_data_sft``): ``reasonrank_sft-data.json``, a JSON list in
   LLaMA-Factory's alpaca form; ``LLaMA-Factory/data/dataset_info.json`` maps it as
   ``{"prompt": "instruction", "response": "output", "system": "system"}``. ``instruction`` is the
@@ -205,22 +208,29 @@ def _store_rows(path: Path) -> Iterator[tuple[str, str, str]]:
         yield str(key), text, row.get("title") or ""
 
 
-def _store(folder: Path) -> dict[str, tuple[str, str]]:
-    if not folder.is_dir():
-        raise ValueError(f"the 13k layout needs {folder.name}/ next to training_data_all.jsonl ({folder})")
-    return {
-        key: (text, title)
-        for path in sorted(folder.rglob("*"))
-        if path.suffix in (".jsonl", ".json", ".tsv")
-        for key, text, title in _store_rows(path)
-    }
+class _Store:
+    """The texts of ``id_query/`` or ``id_doc/``: one file a data set (``<dataset>.json``), ids unique
+    within it. A row looks in its data set's file; a data set with no file of its own looks in all."""
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise ValueError(f"the 13k layout needs {folder.name}/ next to training_data_all.jsonl ({folder})")
+        self.files: dict[str, dict[str, tuple[str, str]]] = {}
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in (".jsonl", ".json", ".tsv"):
+                rows = self.files.setdefault(path.stem, {})
+                rows.update((key, (text, title)) for key, text, title in _store_rows(path))
+        self.anywhere = {key: value for rows in self.files.values() for key, value in rows.items()}
+
+    def of(self, dataset: str) -> dict[str, tuple[str, str]]:
+        return self.files.get(dataset, self.anywhere)
 
 
 def read_13k(root: Path, report: ImportReport) -> Iterator[dict[str, Any]]:
     main = root if root.is_file() else next(iter(sorted(root.rglob("training_data_all.jsonl"))), root)
     if not main.is_file():
         raise ValueError(f"no training_data_all.jsonl in {root}")
-    queries, docs = _store(main.parent / "id_query"), _store(main.parent / "id_doc")
+    query_store, doc_store = _Store(main.parent / "id_query"), _Store(main.parent / "id_doc")
     with open(main, encoding="utf-8") as f:
         for line in f:
             if not line.strip():
@@ -228,6 +238,8 @@ def read_13k(root: Path, report: ImportReport) -> Iterator[dict[str, Any]]:
             row = json.loads(line)
             report.rows += 1
             qid, initial = str(row["qid"]), [str(d) for d in row["initial_list"]]
+            dataset = row.get("dataset") or "reasonrank_13k"
+            queries, docs = query_store.of(dataset), doc_store.of(dataset)
             if qid not in queries:
                 report.skip("query text missing")
                 continue
@@ -236,7 +248,7 @@ def read_13k(root: Path, report: ImportReport) -> Iterator[dict[str, Any]]:
                 continue
             candidates = [{"docid": d, "text": docs[d][0], "title": docs[d][1]} for d in initial]
             yield _record(
-                "13k", qid, queries[qid][0], row.get("dataset") or "reasonrank_13k", candidates,
+                "13k", qid, queries[qid][0], dataset, candidates,
                 relevant_docids=[str(d) for d in row.get("relevant_docids") or []],
                 relevant_source="teacher", reasoning=row.get("reasoning") or "",
                 final_list=_ranking(row.get("final_list"), initial),

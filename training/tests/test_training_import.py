@@ -50,13 +50,38 @@ def test_13k_joins_queries_and_passages_and_filter_runs_on_it(tmp_path):
         "text": "d/dx x^n = n x^(n-1), see [3].",
         "title": "Calculus",
     }
-    assert by_qid["q3"]["candidates"][0]["text"] == "Cats sleep 12 to 16 hours a day."  # the {id: {...}} file
+    assert by_qid["q3"]["candidates"][0]["text"] == "Cats sleep 12 to 16 hours a day."  # an {id: text} file
+    # ids are per data set: msmarco.json has an m1 too, and q1 (math-qa) gets math-qa's
+    assert q1["candidates"][0]["text"] == "The power rule gives 2x."
     assert q1["final_list"] == "[1] > [3] > [2] > [4]"  # docids as positions in initial_list
     assert q1["relevant_docids"] == ["m1", "m3"] and q1["reasoning"] == "Reasoning about q1."
     kept = tmp_path / "kept.jsonl"
     summary = cli("filter", "-i", tmp_path / "13k.jsonl", "-o", kept, "--alpha", 0.4)
     assert summary["total"] == 4 and summary["kept"] == 4
     assert {r["qid"]: r["order"] for r in read_jsonl(kept)}["q2"] == [1, 0, 2, 3]
+
+
+def test_13k_reads_other_store_layouts_across_files(tmp_path):
+    """Stores not named after the data sets (JSON lines, TSV) are looked up across all their files."""
+    import shutil
+
+    root = tmp_path / "13k"
+    shutil.copytree(FIXTURES / "13k", root)
+    for kind in ("id_query", "id_doc"):
+        files = sorted((root / kind).glob("*.json"))
+        texts = {k: v for f in files for k, v in json.loads(f.read_text()).items() if "MS MARCO" not in str(v)}
+        shutil.rmtree(root / kind)
+        (root / kind).mkdir()
+        rows = [{"id": k, **(v if isinstance(v, dict) else {"text": v})} for k, v in texts.items()]
+        half = len(rows) // 2
+        (root / kind / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:half]))
+        (root / kind / "b.tsv").write_text("".join(f"{r['id']}\t{r['text']}\n" for r in rows[half:]))
+    out = tmp_path / "flat.jsonl"
+    report = cli("import", "--format", "13k", root, "-o", out)
+    assert report["imported"] == 4 and report["skipped"] == {}, report
+    by_qid = {r["qid"]: r for r in read_jsonl(out)}
+    assert by_qid["q1"]["candidates"][0]["text"] == "The power rule gives 2x."
+    assert by_qid["q4"]["query"] == "boiling point of water"
 
 
 def test_sft_rows_become_the_same_training_examples(tmp_path, tokenizer):
