@@ -156,7 +156,7 @@ def test_the_cpu_qrels_recipe_end_to_end_on_the_tiny_student(tmp_path, tiny_stud
     cli("teach", "-i", tmp_path / "split" / "train.jsonl", "--qrels", qrels, "-o", tmp_path / "teacher.jsonl")
     summary = json.loads(cli("sft", "-i", tmp_path / "teacher.jsonl", "--model", tiny_student, "-o", tmp_path / "sft",
                              "--lora", "--learning-rate", 1e-2, "--epochs", 4, "--batch-size", 1,
-                             "--max-passage-tokens", 16, "--no-measure-loss").strip().splitlines()[-1])  # fmt: skip
+                             "--max-passage-tokens", 16, "--no-measure-loss", "--bf16").strip().splitlines()[-1])  # fmt: skip
     assert summary["examples"] == 6
     cli("export", "--model", tmp_path / "sft", "-o", tmp_path / "exported")
     reports = []
