@@ -15,7 +15,7 @@ EVAL_BATCH=${EVAL_BATCH:-32}         # windows decoded together when evaluating
 EPOCHS=${EPOCHS:-2}
 LR=${LR:-2e-4}
 GRAD_ACCUM=${GRAD_ACCUM:-4}
-GRPO_STEPS=${GRPO_STEPS:-40}         # 0 skips GRPO
+GRPO_STEPS=${GRPO_STEPS:-30}         # 0 skips GRPO
 GRPO_LR=${GRPO_LR:-2e-5}
 PRECISION=${PRECISION:---bf16}      # bf16 autocast when training (AMX CPUs: 1.7x fp32); --no-bf16 for fp32
 mkdir -p "$WORK"
