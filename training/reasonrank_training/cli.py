@@ -36,6 +36,9 @@ def _qrels(path: Path | None):
     return load_qrels(path) if path else None
 
 
+BF16 = typer.Option(
+    None, "--bf16/--no-bf16", help="bf16 mixed precision (7b/32b: on, cpu-smoke: off); fast on CPUs with AMX."
+)
 SOURCE = typer.Option(
     ..., "--input", "-i", help="BEIR folder (with a TREC run) or JSONL of {qid, query, candidates}."
 )
@@ -266,9 +269,7 @@ def sft(
     batch_size: int | None = None,
     grad_accum: int | None = None,
     measure_loss: bool = typer.Option(True, help="Completion loss on the training set before and after."),
-    bf16: bool | None = typer.Option(
-        None, "--bf16/--no-bf16", help="bf16 mixed precision (7b/32b: on, cpu-smoke: off); fast on CPUs with AMX."
-    ),
+    bf16: bool | None = BF16,
     save_steps: int | None = typer.Option(
         None, help="Checkpoint every N steps, so that a stopped run resumes there (cpu-smoke saves none)."
     ),
@@ -322,9 +323,7 @@ def grpo(
     temperature: float | None = typer.Option(None, help="Rollout temperature (presets: 1.0)."),
     use_vllm: bool | None = typer.Option(None, "--use-vllm/--no-vllm"),
     vllm_mode: str | None = typer.Option(None, help="colocate or server (trl vllm-serve)."),
-    bf16: bool | None = typer.Option(
-        None, "--bf16/--no-bf16", help="bf16 mixed precision (7b/32b: on, cpu-smoke: off); fast on CPUs with AMX."
-    ),
+    bf16: bool | None = BF16,
     save_steps: int | None = typer.Option(
         None, help="Checkpoint every N steps, so that a stopped run resumes there (cpu-smoke saves none)."
     ),
