@@ -22,12 +22,10 @@ SETTINGS = {  # name: (weights' dtype, autocast to bf16)
 }
 
 
-def tokenised(records: Path, model: str, n: int, max_passage_tokens: int) -> tuple[list, list]:
+def tokenised(records: Path, tok, n: int, max_passage_tokens: int) -> tuple[list, list]:
     from reasonrank_training.data import read_jsonl
     from reasonrank_training.examples import sft_example
-    from reasonrank_training.sft import load_tokenizer
 
-    tok = load_tokenizer(model)
     full, prompts = [], []
     for record in read_jsonl(records)[:n]:
         example = sft_example(record, tok, max_passage_tokens)
@@ -96,7 +94,8 @@ def main() -> None:
         from reasonrank_plugins.demo_model import demo_model_folder
 
         args.model = str(demo_model_folder())
-    sequences, prompts = tokenised(args.records, args.model, args.examples, args.max_passage_tokens)
+    tok = load_tokenizer(args.model)
+    sequences, prompts = tokenised(args.records, tok, args.examples, args.max_passage_tokens)
     tokens = sum(s.shape[1] for s in sequences) / len(sequences)
     threads = torch.get_num_threads()
     print(f"{args.model}: {len(sequences)} examples of {tokens:.0f} tokens on average, {threads} threads")
@@ -106,7 +105,7 @@ def main() -> None:
         seconds, loss = train_speed(model, sequences, autocast)
         rate = None
         if args.decode:
-            rate = decode_speed(model, load_tokenizer(args.model), prompts, args.decode, autocast)
+            rate = decode_speed(model, tok, prompts, args.decode, autocast)
         rows.append((name, seconds, loss, rate))
         del model
     base_s, base_loss, base_rate = rows[0][1], rows[0][2], rows[0][3]

@@ -50,6 +50,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -214,16 +215,22 @@ class _Store:
 
     def __init__(self, folder: Path) -> None:
         if not folder.is_dir():
-            raise ValueError(f"the 13k layout needs {folder.name}/ next to training_data_all.jsonl ({folder})")
+            raise ValueError(
+                f"the 13k layout needs {folder.name}/ next to training_data_all.jsonl ({folder})"
+            )
         self.files: dict[str, dict[str, tuple[str, str]]] = {}
         for path in sorted(folder.rglob("*")):
             if path.suffix in (".jsonl", ".json", ".tsv"):
                 rows = self.files.setdefault(path.stem, {})
                 rows.update((key, (text, title)) for key, text, title in _store_rows(path))
-        self.anywhere = {key: value for rows in self.files.values() for key, value in rows.items()}
+
+    @cached_property
+    def anywhere(self) -> dict[str, tuple[str, str]]:
+        """Every file's rows in one mapping (a later file wins), built only when a data set has no file."""
+        return {key: value for rows in self.files.values() for key, value in rows.items()}
 
     def of(self, dataset: str) -> dict[str, tuple[str, str]]:
-        return self.files.get(dataset, self.anywhere)
+        return self.files[dataset] if dataset in self.files else self.anywhere
 
 
 def read_13k(root: Path, report: ImportReport) -> Iterator[dict[str, Any]]:

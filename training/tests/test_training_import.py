@@ -69,7 +69,8 @@ def test_13k_reads_other_store_layouts_across_files(tmp_path):
     shutil.copytree(FIXTURES / "13k", root)
     for kind in ("id_query", "id_doc"):
         files = sorted((root / kind).glob("*.json"))
-        texts = {k: v for f in files for k, v in json.loads(f.read_text()).items() if "MS MARCO" not in str(v)}
+        stored = (item for f in files for item in json.loads(f.read_text()).items())
+        texts = {k: v for k, v in stored if "MS MARCO" not in str(v)}
         shutil.rmtree(root / kind)
         (root / kind).mkdir()
         rows = [{"id": k, **(v if isinstance(v, dict) else {"text": v})} for k, v in texts.items()]
