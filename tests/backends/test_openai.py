@@ -718,7 +718,10 @@ def test_real_server_forced_answer(llama_server, qwen_tokenizer_dir):
 def test_real_server_killed_and_restarted_mid_run(llama_server, qwen_tokenizer_dir):
     items = [dl19_window(3, qid_index=k) for k in range(3)]
     named = {"model": str(llama_server.model), "server": "llamacpp"}  # no /v1/models call counts as served
-    with real_ranker(llama_server.url, qwen_tokenizer_dir, 48, probe_interval=1.0, **named) as ranker:
+    # max_retries=0: the openai client's own retries (0.5-8 s backoff) would otherwise hide a quick
+    # restart from the pool, and the crash would show up as no failure at all (CI, 2026-12-08)
+    options = dict(probe_interval=1.0, max_retries=0, **named)
+    with real_ranker(llama_server.url, qwen_tokenizer_dir, 48, **options) as ranker:
         (replica,) = ranker.backend.replicas
 
         def crash_and_restart() -> None:
